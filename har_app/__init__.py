@@ -1,0 +1,1 @@
+"""The `har` command-line application: CLI, stream sources and the live runtime."""

@@ -1,0 +1,49 @@
+"""Where output goes: results on stdout, messages and progress on stderr; one line per error."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+
+from training.errors import HarError
+
+out = Console()  # data and results
+err = Console(stderr=True)  # messages, progress, errors
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def cli_errors(fn: Callable) -> Callable:
+    """Turn expected failures into one line on stderr and an exit code instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except FileNotFoundError as exc:
+            raise fail(f"file not found: {exc.filename}", 2) from None
+        except PermissionError as exc:
+            raise fail(f"permission denied: {exc.filename}", 2) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper
+
+
+def print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def csv_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None

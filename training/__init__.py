@@ -1,0 +1,1 @@
+"""Datasets, windowing, the L2MU model, its training loop and compression (torch imported lazily)."""

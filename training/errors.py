@@ -1,0 +1,9 @@
+"""The one exception type that the CLI turns into a single line on stderr and an exit code."""
+
+
+class HarError(Exception):
+    """A user-facing failure: bad input (exit 2) or a failed check (exit 1 or a domain code >= 3)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,89 @@
+"""The training loop: Adam on cross-entropy of spike counts, early stopping on validation accuracy, best kept."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from training.l2mu import L2MU
+from training.windowing import Windows
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 2e-3
+    patience: int = 12  # epochs without a better validation accuracy before stopping
+    seed: int = 42
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float = -1.0
+    interrupted: bool = False
+    early_stopped: bool = False
+
+
+def predict_counts(model: L2MU, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Output spike counts (N, C) for normalised windows x (N, T, 6)."""
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i : i + batch_size])).numpy()
+                               for i in range(0, len(x), batch_size)])
+
+
+def _evaluate(model: L2MU, w: Windows) -> tuple[float, float]:
+    counts = torch.from_numpy(predict_counts(model, w.x))
+    y = torch.from_numpy(w.y)
+    return F.cross_entropy(counts, y).item(), (counts.argmax(1) == y).float().mean().item()
+
+
+def fit(model: L2MU, train: Windows, val: Windows, cfg: TrainConfig,
+        on_epoch: Callable[[dict], None] = lambda e: None,
+        on_best: Callable[[L2MU], None] = lambda m: None) -> History:
+    """Train in place; on return `model` holds the best-validation weights. Ctrl-C stops and keeps the best."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    hist, best = History(), copy.deepcopy(model.state_dict())
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            order = torch.randperm(len(y), generator=gen)
+            losses, correct = [], 0
+            for i in range(0, len(y), cfg.batch_size):
+                idx = order[i : i + cfg.batch_size]
+                counts = model(x[idx])
+                loss = F.cross_entropy(counts, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item() * len(idx))
+                correct += (counts.argmax(1) == y[idx]).sum().item()
+            val_loss, val_acc = _evaluate(model, val)
+            record = {"epoch": epoch, "train_loss": sum(losses) / len(y), "train_accuracy": correct / len(y),
+                      "val_loss": val_loss, "val_accuracy": val_acc}
+            hist.epochs.append(record)
+            if val_acc > hist.best_val_accuracy:
+                hist.best_epoch, hist.best_val_accuracy = epoch, val_acc
+                best = copy.deepcopy(model.state_dict())
+                on_best(model)
+            on_epoch(record)
+            if epoch - hist.best_epoch >= cfg.patience:
+                hist.early_stopped = True
+                break
+    except KeyboardInterrupt:
+        hist.interrupted = True
+    model.load_state_dict(best)
+    return hist

@@ -1,0 +1,200 @@
+"""`har train` as a library call: data -> windows -> split -> fit -> evaluate -> run directory."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from training.atomic import write_text
+from training.errors import HarError
+from training.normalization import Normalization
+from training.run_dir import CONFIG, METRICS, NORMALIZATION, WEIGHTS, new_run_dir, write_json
+from training.sources import DEFAULT_DATA, load_dataset
+from training.splits import SubjectSplit, holdout_split, kfold_splits
+from training.windowing import Windows, make_windows
+
+
+@dataclass
+class TrainRequest:
+    data: str = DEFAULT_DATA
+    activities: list[str] | None = None
+    subjects: list[str] | None = None  # use only these subjects (small experiments, tests)
+    fs_hz: float = 20.0
+    window: int = 40
+    hop: int = 20
+    cv: int = 0
+    test_subjects: list[str] | None = None
+    val_subjects: list[str] | None = None
+    model: dict = field(default_factory=dict)  # L2MUConfig overrides, e.g. {"neuron": "synaptic"}
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 2e-3
+    patience: int = 12
+    seed: int = 42
+    runs_dir: Path = Path("runs")
+    name: str = "l2mu"
+    compress: str = "none"
+    sparsity: float = 0.5
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _versions() -> dict:
+    import snntorch
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    return {"python": platform.python_version(), "torch": torch.__version__, "snntorch": snntorch.__version__,
+            "numpy": np.__version__, "har_git_commit": commit or None}
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[status]}"), console=console, transient=False)
+
+
+def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes: list[str], label: str,
+               console: Console, on_best=None):
+    """Fit one model on split.train (early stop on split.val); returns (model, norm, history, test windows)."""
+    from training.config import L2MUConfig
+    from training.l2mu import L2MU
+    from training.loop import TrainConfig, fit
+
+    train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
+    if min(len(train), len(val), len(test)) == 0:
+        raise HarError(f"{label}: a split has no windows (train {len(train)}, val {len(val)}, test {len(test)})")
+    norm = Normalization.fit(train.x)
+    train, val, test = (Windows(norm.apply(w.x), w.y, w.subjects) for w in (train, val, test))
+    seed_everything(req.seed)
+    try:
+        model = L2MU(L2MUConfig(n_classes=len(classes), **req.model))
+    except (TypeError, ValueError) as exc:
+        raise HarError(f"bad model setting: {exc}") from None
+    tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed)
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=req.epochs, status="")
+
+        def on_epoch(r: dict) -> None:
+            progress.update(task, advance=1, status=f"loss {r['train_loss']:.3f}  val acc {r['val_accuracy']:.3f}")
+
+        history = fit(model, train, val, tcfg, on_epoch, on_best or (lambda m: None))
+    return model, norm, history, tcfg, test
+
+
+def evaluate(model, test: Windows, classes: list[str]) -> tuple[dict, dict]:
+    """Classification and workload metrics on test windows; also the recorded spikes of the first window."""
+    import torch
+
+    from training.metrics import classification_metrics, workload_metrics
+
+    counts, spikes = [], {}
+    with torch.no_grad():
+        for i in range(0, len(test), 512):
+            c, rec = model.run(torch.from_numpy(test.x[i : i + 512]), record=True)
+            counts.append(c.numpy())
+            for pop, s in rec.items():
+                spikes.setdefault(pop, []).append(s.numpy())
+    spikes = {pop: np.concatenate(v) for pop, v in spikes.items()}
+    pred = np.concatenate(counts).argmax(1)
+    metrics = classification_metrics(test.y, pred, classes)
+    metrics.update(workload_metrics(test.x, spikes, model.fan_out(), model.cfg.pop_per_channel))
+    return metrics, {"label": int(test.y[0]), "spikes": {pop: s[0] for pop, s in spikes.items()}}
+
+
+def run_training(req: TrainRequest, console: Console) -> dict:
+    """Run the whole job and write the run directory; returns the result that `--json` prints."""
+    from training.checkpoint import save_weights
+    from training.model_card import model_card
+    from training.plots import plot_confusion, plot_spike_raster, plot_training_curves
+
+    dataset = load_dataset(req.data, req.activities)
+    if req.subjects:
+        unknown = sorted(set(req.subjects) - set(dataset.subjects))
+        if unknown:
+            raise HarError(f"unknown subjects {','.join(unknown)}: the data has {','.join(dataset.subjects)}")
+        dataset = dataset.only_subjects(req.subjects)
+    if dataset.skipped_lines:
+        console.print(f"[yellow]skipped {dataset.skipped_lines} malformed lines in {req.data}[/]")
+    present = sorted({r.label for r in dataset.recordings}, key=dataset.classes.index)
+    if len(present) < 2:
+        raise HarError(f"need at least two classes with data, found {len(present)}: {','.join(present) or 'none'}")
+    windows = make_windows(dataset, req.fs_hz, req.window, req.hop)
+    subjects = dataset.subjects
+    splits = (kfold_splits(subjects, req.cv, req.seed) if req.cv else
+              [holdout_split(subjects, req.seed, test=req.test_subjects, val=req.val_subjects)])
+    console.print(f"{dataset.name}: {len(dataset.recordings)} recordings, {len(subjects)} subjects, "
+                  f"{len(windows)} windows of {req.window} at {req.fs_hz:g} Hz, classes {', '.join(dataset.classes)}")
+    run_dir = new_run_dir(req.runs_dir, req.name)
+    folds = []
+    for i, split in enumerate(splits):
+        label = f"fold {i + 1}/{len(splits)}" if req.cv else "train"
+        first = i == 0
+        model, norm, history, tcfg, test = train_fold(
+            req, windows, split, dataset.classes, label, console,
+            on_best=(lambda m: save_weights(m, run_dir / WEIGHTS)) if first else None)
+        metrics, raster = evaluate(model, test, dataset.classes)
+        folds.append({"test_subjects": split.test, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                      "best_epoch": history.best_epoch, "interrupted": history.interrupted})
+        if first:
+            saved = (model, norm, history, tcfg, split, metrics, raster)
+        if history.interrupted:
+            console.print("[yellow]interrupted: keeping the best checkpoint so far[/]")
+            break
+    model, norm, history, tcfg, split, metrics, raster = saved
+    config = {
+        "model": model.cfg.to_dict(),
+        "train": tcfg.to_dict(),
+        "data": {"spec": req.data, "name": dataset.name, "classes": dataset.classes, "fs_hz": req.fs_hz,
+                 "source_fs_hz": dataset.fs_hz if np.isfinite(dataset.fs_hz) else "mixed",
+                 "window": req.window, "hop": req.hop, "activities": req.activities, "subjects": req.subjects,
+                 "skipped_lines": dataset.skipped_lines},
+        "split": split.to_dict(),
+        "versions": _versions(),
+    }
+    write_json(run_dir / CONFIG, config)
+    save_weights(model, run_dir / WEIGHTS)
+    norm.save(run_dir / NORMALIZATION)
+    result = {
+        "run_dir": str(run_dir),
+        "dataset": {"name": dataset.name, "classes": dataset.classes, "fs_hz": req.fs_hz, "window": req.window,
+                    "hop": req.hop, "test_subjects": split.test, "skipped_lines": dataset.skipped_lines},
+        "model": {"neuron": model.cfg.neuron, "params": model.parameter_count()},
+        "training": {"epochs_run": len(history.epochs), "best_epoch": history.best_epoch,
+                     "best_val_accuracy": history.best_val_accuracy, "interrupted": history.interrupted,
+                     "early_stopped": history.early_stopped},
+        "stages": {"float": metrics},
+    }
+    if req.cv:
+        acc, f1 = np.array([f["accuracy"] for f in folds]), np.array([f["macro_f1"] for f in folds])
+        result["cv"] = {"k": req.cv, "folds_run": len(folds), "accuracy_mean": float(acc.mean()),
+                        "accuracy_std": float(acc.std()), "macro_f1_mean": float(f1.mean()),
+                        "macro_f1_std": float(f1.std()), "folds": folds}
+    write_json(run_dir / "history.json", {"epochs": history.epochs, "best_epoch": history.best_epoch})
+    plot_confusion(metrics["confusion_matrix"], dataset.classes, run_dir / "confusion_matrix.png",
+                   f"L2MU float, test subjects {','.join(split.test)}: accuracy {metrics['accuracy']:.3f}")
+    plot_training_curves(history.epochs, history.best_epoch, run_dir / "training_curves.png")
+    plot_spike_raster(raster["spikes"], f"spike raster of one test window (true class {dataset.classes[raster['label']]})",
+                      run_dir / "spike_raster.png")
+    if req.compress != "none":
+        from deploy.compress import compress_run
+
+        result["stages"].update(compress_run(run_dir, req, console))
+    write_json(run_dir / METRICS, result)
+    write_text(run_dir / "README.md", model_card(result, config))
+    return result
