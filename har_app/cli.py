@@ -53,6 +53,8 @@ def train(
     val_subjects: str = typer.Option(None, help="Validation subjects (comma-separated); default: seeded choice."),
     compress: Compress = typer.Option(Compress.none, help="none, prune, or int8 (prunes unless --sparsity 0)."),
     sparsity: float = typer.Option(0.5, help="Target weight sparsity for pruning, 0 to <1."),
+    finetune_epochs: int = typer.Option(12, help="Fine-tuning epochs while pruning."),
+    calibration_windows: int = typer.Option(128, help="Training windows used to calibrate int8 ranges."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
     name: str = typer.Option("l2mu", help="Run name (suffix of the run directory)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -68,7 +70,8 @@ def train(
         cv=cv, test_subjects=csv_list(test_subjects), val_subjects=csv_list(val_subjects),
         model={"neuron": neuron.value, "hidden_size": hidden, "memory_size": memory, "order": order, "theta": theta},
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, runs_dir=runs_dir, name=name,
-        compress=compress.value, sparsity=sparsity)
+        compress=compress.value, sparsity=sparsity, finetune_epochs=finetune_epochs,
+        calibration_windows=calibration_windows)
     result = run_training(req, err)
     if json_out:
         print_json(result)
@@ -76,6 +79,117 @@ def train(
         from har_app.render import train_report
 
         out.print(train_report(result))
+
+
+class LiveBackend(str, Enum):
+    litert = "litert"
+    torch = "torch"
+
+
+class BleProfile(str, Enum):
+    pmd = "pmd"
+    har_imu = "har-imu"
+
+
+@app.command()
+@cli_errors
+def live(
+    run: Path = typer.Option(None, "--run", help="Run directory (default: the latest in --runs-dir)."),
+    ble: str = typer.Option(None, "--ble", help="Stream from this watch (address or name, see `har scan`)."),
+    profile: BleProfile = typer.Option(None, "--profile", help="BLE protocol of the watch: pmd or har-imu."),
+    replay: str = typer.Option(None, "--replay", help="A CSV recording, or 'bundled' (the run's test subjects)."),
+    speed: float = typer.Option(1.0, help="Replay speed: 1 real time, X times faster, 0 as fast as possible."),
+    record: Path = typer.Option(None, "--record", help="Also write what was received to this CSV (trainable)."),
+    label: str = typer.Option(None, help="Label for recorded rows when the source carries none."),
+    subject: str = typer.Option("live", help="Subject id written in recorded rows."),
+    backend: LiveBackend = typer.Option(None, help="litert (int8 step model) or torch (float); default litert "
+                                                   "when the run has model_int8.tflite."),
+    device: str = typer.Option("host", help="Device profile for the energy estimate per decision."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
+    json_out: bool = typer.Option(False, "--json", help="JSON events on stdout, one per line, ending with a summary."),
+) -> None:
+    """Classify a live BLE stream or a replayed recording, one decision per hop, and report latency and energy."""
+    from har_app.live.launch import LiveRequest, run_live
+
+    run_live(LiveRequest(run=run, runs_dir=runs_dir, ble=ble, ble_profile=profile.value if profile else None,
+                         replay=replay, speed=speed, record=record, label=label, subject=subject,
+                         backend=backend.value if backend else None, device=device, json=json_out), out, err)
+
+
+@app.command()
+@cli_errors
+def scan(
+    timeout: float = typer.Option(5.0, min=0.1, help="Seconds to listen for advertisements."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """List nearby BLE devices and the streaming profile each speaks (pmd, har-imu), for `har live --ble`."""
+    import asyncio
+
+    from rich.table import Table
+
+    from har_app.sources.ble import scan as scan_ble
+
+    with err.status(f"Scanning for BLE devices ({timeout:g} s)..."):
+        devices = asyncio.run(scan_ble(timeout))
+    if json_out:
+        print_json({"timeout_s": timeout, "devices": devices})
+        return
+    table = Table(title=f"{len(devices)} BLE devices", title_justify="left")
+    for column in ("address", "name", "rssi", "profile"):
+        table.add_column(column, justify="right" if column == "rssi" else "left")
+    for d in devices:
+        table.add_row(d["address"], d["name"] or "", str(d["rssi"]), d["profile"] or "-")
+    out.print(table)
+
+
+@app.command()
+@cli_errors
+def devices(
+    profile: Path = typer.Option(None, "--profile", help="Also validate and list this device profile TOML."),
+    json_out: bool = typer.Option(False, "--json", help="Print the profiles as JSON on stdout."),
+) -> None:
+    """List the device profiles `har deploy` can target (core, clock, memory, runtime, power)."""
+    from deploy.profiles import list_profiles, load_profile_file, profile_dict
+
+    profiles = list_profiles() + ([load_profile_file(profile)] if profile is not None else [])
+    if json_out:
+        print_json({"devices": [profile_dict(p) for p in profiles]})
+    else:
+        from deploy.report import devices_table
+
+        out.print(devices_table(profiles))
+
+
+@app.command()
+@cli_errors
+def deploy(
+    device: str = typer.Option(None, "--device", help="Target profile name (see `har devices`)."),
+    run: Path = typer.Option(None, "--run", help="Run directory (default: the latest in --runs-dir)."),
+    out_dir: Path = typer.Option(None, "--out", help="Bundle folder (default: RUN/deploy/DEVICE)."),
+    host: str = typer.Option(None, "--host", help="Push a Linux bundle to [user@]host[:port] over SSH and benchmark it."),
+    profile: Path = typer.Option(None, "--profile", help="Your own device profile TOML (instead of --device)."),
+    known_hosts: Path = typer.Option(None, "--known-hosts", help="known_hosts file for --host (default: ~/.ssh)."),
+    identity: Path = typer.Option(None, "--identity", help="SSH private key for --host (default: your keys/agent)."),
+    remote_dir: str = typer.Option(None, "--remote-dir", help="Folder on the board (default: ~/har-deploy/BUNDLE)."),
+    remote_python: str = typer.Option(None, "--remote-python",
+                                      help="Reuse this Python on the board (needs numpy, ai-edge-litert) "
+                                           "instead of creating a venv."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Build a self-contained bundle for a device from the run's int8 model; check fit, parity, latency, energy."""
+    from deploy.pipeline import DeployRequest
+    from deploy.pipeline import deploy as run_deploy
+
+    result = run_deploy(DeployRequest(device=device, profile=profile, run=run, runs_dir=runs_dir, out=out_dir,
+                                      host=host, known_hosts=known_hosts, identity=identity, remote_dir=remote_dir,
+                                      remote_python=remote_python), err)
+    if json_out:
+        print_json(result)
+    else:
+        from deploy.report import deploy_report
+
+        out.print(deploy_report(result))
 
 
 def main() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from training.errors import HarError
 
@@ -17,7 +17,7 @@ err = Console(stderr=True)  # messages, progress, errors
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -41,7 +41,9 @@ def cli_errors(fn: Callable) -> Callable:
 
 
 def print_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    from training.run_dir import to_json
+
+    sys.stdout.write(to_json(obj))
     sys.stdout.flush()
 
 

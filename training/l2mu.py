@@ -14,10 +14,8 @@ import torch
 from torch import nn
 
 from training.config import POPULATIONS, L2MUConfig
+from training.l2mu_layout import MODEL_CHANNEL_ORDER
 from training.legendre import zoh_legendre
-
-# Loader order is acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z; the encoder takes acc_x, gyro_x, acc_y, gyro_y, acc_z, gyro_z.
-MODEL_CHANNEL_ORDER = (0, 3, 1, 4, 2, 5)
 
 State = dict[str, torch.Tensor]
 
@@ -51,9 +49,11 @@ class L2MU(nn.Module):
 
     def _neuron(self, pop: str) -> nn.Module:
         beta, threshold = self.cfg.neuron_params[pop]
+        learn = {"learn_beta": self.cfg.learn_neuron_params, "learn_threshold": self.cfg.learn_neuron_params}
         if self.cfg.neuron == "synaptic":
-            return snn.Synaptic(alpha=self.cfg.alpha, beta=beta, threshold=threshold, reset_mechanism="subtract")
-        return snn.Leaky(beta=beta, threshold=threshold, reset_mechanism="subtract")
+            return snn.Synaptic(alpha=self.cfg.alpha, beta=beta, threshold=threshold, reset_mechanism="subtract",
+                                learn_alpha=self.cfg.learn_neuron_params, **learn)
+        return snn.Leaky(beta=beta, threshold=threshold, reset_mechanism="subtract", **learn)
 
     def initial_state(self, batch: int) -> State:
         """Every membrane (and synaptic current) and the spikes fed back, all zero: the start of a window."""

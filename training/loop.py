@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from training.augment import augment
 from training.l2mu import L2MU
+from training.normalization import Normalization
 from training.windowing import Windows
 
 
@@ -21,6 +23,7 @@ class TrainConfig:
     lr: float = 2e-3
     patience: int = 12  # epochs without a better validation accuracy before stopping
     seed: int = 42
+    augment_deg: float = 20.0  # random wrist rotation per training window (0: no augmentation)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,20 +46,23 @@ def predict_counts(model: L2MU, x: np.ndarray, batch_size: int = 512) -> np.ndar
                                for i in range(0, len(x), batch_size)])
 
 
-def _evaluate(model: L2MU, w: Windows) -> tuple[float, float]:
-    counts = torch.from_numpy(predict_counts(model, w.x))
+def _evaluate(model: L2MU, w: Windows, norm: Normalization) -> tuple[float, float]:
+    counts = torch.from_numpy(predict_counts(model, norm.apply(w.x)))
     y = torch.from_numpy(w.y)
     return F.cross_entropy(counts, y).item(), (counts.argmax(1) == y).float().mean().item()
 
 
-def fit(model: L2MU, train: Windows, val: Windows, cfg: TrainConfig,
+def fit(model: L2MU, train: Windows, val: Windows, norm: Normalization, cfg: TrainConfig,
         on_epoch: Callable[[dict], None] = lambda e: None,
         on_best: Callable[[L2MU], None] = lambda m: None) -> History:
-    """Train in place; on return `model` holds the best-validation weights. Ctrl-C stops and keeps the best."""
+    """Train in place on raw SI windows (normalised per batch, after augmentation); on return `model` holds
+    the best-validation weights. Ctrl-C stops and keeps the best."""
     gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     hist, best = History(), copy.deepcopy(model.state_dict())
-    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    y = torch.from_numpy(train.y)
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
@@ -64,14 +70,17 @@ def fit(model: L2MU, train: Windows, val: Windows, cfg: TrainConfig,
             losses, correct = [], 0
             for i in range(0, len(y), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                counts = model(x[idx])
+                x = train.x[idx.numpy()]
+                x = augment(x, rng, cfg.augment_deg) if cfg.augment_deg > 0 else x
+                counts = model(torch.from_numpy(norm.apply(x)))
                 loss = F.cross_entropy(counts, y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 losses.append(loss.item() * len(idx))
                 correct += (counts.argmax(1) == y[idx]).sum().item()
-            val_loss, val_acc = _evaluate(model, val)
+            schedule.step()
+            val_loss, val_acc = _evaluate(model, val, norm)
             record = {"epoch": epoch, "train_loss": sum(losses) / len(y), "train_accuracy": correct / len(y),
                       "val_loss": val_loss, "val_accuracy": val_acc}
             hist.epochs.append(record)

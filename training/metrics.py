@@ -41,9 +41,9 @@ def workload_metrics(x: np.ndarray, spikes: dict[str, np.ndarray], fan_out: dict
     for pop in POPULATIONS:
         s = spikes[pop]
         now, nxt = fan_out[pop]
-        eff_acs += (s.sum() * now + s[:, :-1].sum() * nxt) / n
+        eff_acs += float(s.sum() * now + s[:, :-1].sum() * nxt) / n
         dense_acs += s.shape[2] * (steps * now + (steps - 1) * nxt)
-        total_spikes += s.sum() / n
+        total_spikes += float(s.sum()) / n
         total_neurons += s.shape[2] * steps
         membrane += s.shape[2] * steps
     return {

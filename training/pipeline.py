@@ -39,10 +39,13 @@ class TrainRequest:
     lr: float = 2e-3
     patience: int = 12
     seed: int = 42
+    augment_deg: float = 20.0
     runs_dir: Path = Path("runs")
     name: str = "l2mu"
     compress: str = "none"
     sparsity: float = 0.5
+    finetune_epochs: int = 12
+    calibration_windows: int = 128
 
 
 def seed_everything(seed: int) -> None:
@@ -80,21 +83,20 @@ def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes
     if min(len(train), len(val), len(test)) == 0:
         raise HarError(f"{label}: a split has no windows (train {len(train)}, val {len(val)}, test {len(test)})")
     norm = Normalization.fit(train.x)
-    train, val, test = (Windows(norm.apply(w.x), w.y, w.subjects) for w in (train, val, test))
     seed_everything(req.seed)
     try:
         model = L2MU(L2MUConfig(n_classes=len(classes), **req.model))
     except (TypeError, ValueError) as exc:
         raise HarError(f"bad model setting: {exc}") from None
-    tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed)
+    tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed, req.augment_deg)
     with _progress(console) as progress:
         task = progress.add_task(label, total=req.epochs, status="")
 
         def on_epoch(r: dict) -> None:
             progress.update(task, advance=1, status=f"loss {r['train_loss']:.3f}  val acc {r['val_accuracy']:.3f}")
 
-        history = fit(model, train, val, tcfg, on_epoch, on_best or (lambda m: None))
-    return model, norm, history, tcfg, test
+        history = fit(model, train, val, norm, tcfg, on_epoch, on_best or (lambda m: None))
+    return model, norm, history, tcfg, Windows(norm.apply(test.x), test.y, test.subjects)
 
 
 def evaluate(model, test: Windows, classes: list[str]) -> tuple[dict, dict]:
@@ -194,7 +196,10 @@ def run_training(req: TrainRequest, console: Console) -> dict:
     if req.compress != "none":
         from deploy.compress import compress_run
 
-        result["stages"].update(compress_run(run_dir, req, console))
+        try:
+            result["stages"].update(compress_run(run_dir, windows, split, req, console))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted during compression: the float model is kept[/]")
     write_json(run_dir / METRICS, result)
     write_text(run_dir / "README.md", model_card(result, config))
     return result

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from training.atomic import write_text
 from training.errors import HarError
 from training.normalization import Normalization
@@ -75,5 +77,18 @@ def open_run(path: Path) -> Run:
     return Run(path, config, norm, metrics)
 
 
+def _plain(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (np.ndarray, Path)):
+        return o.tolist() if isinstance(o, np.ndarray) else str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def to_json(obj: dict) -> str:
+    """JSON text of a result, with numpy scalars and arrays as plain numbers and lists."""
+    return json.dumps(obj, indent=2, default=_plain) + "\n"
+
+
 def write_json(path: Path, obj: dict) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    write_text(path, to_json(obj))

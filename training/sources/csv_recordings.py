@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ from training.recordings import CHANNELS, Dataset, Recording
 HEADER = ("timestamp_s", *CHANNELS, "label", "subject")
 
 
-def format_csv(timestamps_s: np.ndarray, samples: np.ndarray, labels: list[str], subject: str) -> str:
-    """Render rows in the format `load_csv_dir` reads (one label per row)."""
+def format_csv(timestamps_s: np.ndarray, samples: np.ndarray, labels: list[str], subject: str,
+               header: bool = True) -> str:
+    """Render rows in the format `load_csv_dir` reads (one label per row); without the header to append."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(HEADER)
+    if header:
+        w.writerow(HEADER)
     for t, row, label in zip(timestamps_s, samples, labels):
         w.writerow([f"{t:.6f}", *(f"{v:.6g}" for v in row), label, subject])
     return out.getvalue()
@@ -29,8 +32,25 @@ def write_csv_recording(path: Path, timestamps_s: np.ndarray, samples: np.ndarra
     write_text(path, format_csv(timestamps_s, samples, labels, subject))
 
 
+@dataclass
+class CsvRows:
+    """The well-formed rows of one file in file order, and how many malformed rows were skipped."""
+
+    t: np.ndarray
+    x: np.ndarray
+    labels: list[str]
+    subjects: list[str]
+    malformed: int
+
+
 def read_csv_recording(path: Path) -> tuple[list[Recording], int]:
     """Split one file into recordings at label changes; returns them and the count of malformed rows."""
+    rows = read_csv_rows(path)
+    return _split_runs(path, rows.t, rows.x, rows.labels, rows.subjects), rows.malformed
+
+
+def read_csv_rows(path: Path) -> CsvRows:
+    """Parse one file, skipping (and counting) malformed rows."""
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -51,7 +71,8 @@ def read_csv_recording(path: Path) -> tuple[list[Recording], int]:
             malformed += 1
             continue
         times.append(t), values.append(vals), labels.append(label), subjects.append(subject)
-    return _split_runs(path, np.array(times), np.array(values, dtype=np.float32), labels, subjects), malformed
+    return CsvRows(np.array(times), np.array(values, dtype=np.float32).reshape(-1, len(CHANNELS)), labels, subjects,
+                   malformed)
 
 
 def _split_runs(path: Path, t: np.ndarray, x: np.ndarray, labels: list[str], subjects: list[str]) -> list[Recording]:

@@ -1,0 +1,166 @@
+"""`har train --compress prune|int8`: prune + fine-tune, convert the single step to fp32/int8 TFLite, verify
+on LiteRT and TFLM in the same run, and write the artifacts into the run directory."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from training.atomic import atomic_path, write_bytes, write_text
+from training.errors import HarError
+from training.run_dir import open_run
+from training.splits import SubjectSplit
+from training.windowing import Windows
+
+PRUNED_WEIGHTS = "weights_pruned.safetensors"
+CALIBRATION_WINDOWS = 128
+
+
+def _counts_torch(run, weights_file: str, x: np.ndarray) -> np.ndarray:
+    from training.checkpoint import load_model
+    from training.loop import predict_counts
+
+    return predict_counts(load_model(run, weights_file), x)
+
+
+def _accuracy(counts: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(counts.argmax(1) == y))
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a.argmax(1) == b.argmax(1)))
+
+
+def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epochs: int, console: Console) -> dict:
+    from safetensors.numpy import load_file, save_file
+
+    from deploy.prune import prune_and_finetune
+    from training.checkpoint import load_model
+    from training.config import L2MUConfig
+    from training.pipeline import evaluate
+
+    norm = run.normalization
+    train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
+    cfg = L2MUConfig.from_dict(run.config["model"])
+    weights = load_file(str(run.path / "weights.safetensors"))
+    t0 = time.time()
+    with console.status("pruning and fine-tuning") as status:
+        result = prune_and_finetune(cfg, weights, norm.apply(train.x), train.y, norm.apply(val.x), val.y, sparsity, epochs,
+                                    on_epoch=lambda e: status.update(
+                                        f"pruning and fine-tuning: epoch {e['epoch']}, val acc {e['val_accuracy']:.3f}"))
+    for name, reached in result.sparsity.items():
+        if abs(reached - sparsity) > 0.01:
+            raise HarError(f"pruning reached {reached:.3f} sparsity in {name}, not the target {sparsity}", 1)
+    with atomic_path(run.path / PRUNED_WEIGHTS) as tmp:
+        save_file(result.weights, str(tmp))
+    metrics, _ = evaluate(load_model(run, PRUNED_WEIGHTS), Windows(norm.apply(test.x), test.y, test.subjects),
+                          run.classes)
+    metrics.update({"sparsity": result.overall, "sparsity_per_layer": result.sparsity, "target_sparsity": sparsity,
+                    "finetune_epochs": len(result.history), "seconds": round(time.time() - t0, 1)})
+    return metrics
+
+
+def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
+               calibration_windows: int = CALIBRATION_WINDOWS) -> dict:
+    from safetensors.numpy import load_file
+
+    from deploy.c_export import c_array, model_header
+    from deploy.convert import convert_step
+    from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
+    from deploy.tf_twin import StepModule
+    from deploy.tflite_ops import TFLM_BUILTINS, model_ops
+    from deploy.tflm_arena import measure_arena_bytes
+    from training.config import L2MUConfig
+
+    t0 = time.time()
+    norm = run.normalization
+    train, test = windows.of_subjects(split.train), windows.of_subjects(split.test)
+    rng = np.random.default_rng(run.config["train"]["seed"])
+    pick = np.sort(rng.choice(len(train), min(calibration_windows, len(train)), replace=False))
+    module = StepModule(L2MUConfig.from_dict(run.config["model"]), load_file(str(run.path / weights_file)))
+    with console.status("converting the step graph to fp32 and int8 TFLite"):
+        fp32 = convert_step(module)
+        int8 = convert_step(module, norm.apply(train.x[pick]))
+    ops = model_ops(int8)
+    missing = sorted(set(ops) - TFLM_BUILTINS)
+    if missing:
+        raise HarError(f"the int8 model uses ops TFLM lacks: {', '.join(missing)}", 1)
+    write_bytes(run.path / "model_fp32.tflite", fp32)
+    write_bytes(run.path / "model_int8.tflite", int8)
+    x = norm.apply(test.x)
+    with console.status(f"verifying on {len(x)} test windows: float, LiteRT int8, TFLM int8"):
+        float_counts = _counts_torch(run, weights_file, x)
+        litert_runner = LiteRTStep(int8)
+        litert = window_counts(litert_runner, x)
+        tflm = window_counts(TFLMStep(int8), x)
+        arena = measure_arena_bytes(int8)
+    constants = deployment_constants(run, litert_runner)
+    write_text(run.path / "model_int8.cc", c_array(int8, "model_int8", "model_int8.h"))
+    write_text(run.path / "model_int8.h", model_header("model_int8", constants))
+    stage = {
+        "accuracy_float": _accuracy(float_counts, test.y),
+        "accuracy_litert": _accuracy(litert, test.y),
+        "accuracy_tflm": _accuracy(tflm, test.y),
+        "agreement_with_float": _agreement(litert, float_counts),
+        "agreement_tflm_with_float": _agreement(tflm, float_counts),
+        "agreement_litert_tflm": _agreement(litert, tflm),
+        "windows": len(x),
+        "tflite_bytes": len(int8),
+        "gzip_bytes": len(gzip.compress(int8, 9)),
+        "fp32_tflite_bytes": len(fp32),
+        "tflm_arena_bytes": arena,
+        "ops": ops,
+        "calibration_windows": len(pick),
+        "quantization": {k: constants[k] for k in ("input_scale", "input_zero_point", "output_scale",
+                                                   "output_zero_point")},
+        "weights": weights_file,
+        "seconds": round(time.time() - t0, 1),
+    }
+    write_text(run.path / "quantization_report.md", quantization_report(stage))
+    return stage
+
+
+def deployment_constants(run, runner) -> dict:
+    io = runner.io
+    return {"labels": run.classes, "fs_hz": run.fs_hz, "window": run.window, "hop": run.hop,
+            "input_scale": io.in_scale, "input_zero_point": io.in_zero, "output_scale": io.out_scale,
+            "output_zero_point": io.out_zero, "mean": run.normalization.mean.tolist(),
+            "std": run.normalization.std.tolist()}
+
+
+def quantization_report(s: dict) -> str:
+    q = s["quantization"]
+    return "\n".join([
+        "# Quantisation report", "",
+        "Full-integer int8 conversion of the single-step stateful L2MU graph (state in resource variables, "
+        "float32 at rest, int8 arithmetic), builtin ops only.", "",
+        f"- Weights: `{s['weights']}`; calibration: {s['calibration_windows']} training windows fed in time order, "
+        "state zeroed at each window start.",
+        f"- Input: int8, scale {q['input_scale']:.6g}, zero point {q['input_zero_point']}; output spikes: int8, "
+        f"scale {q['output_scale']:.6g}, zero point {q['output_zero_point']}.",
+        f"- Ops: {', '.join(s['ops'])} (all TFLM builtins).",
+        f"- Size: {s['tflite_bytes']:,} B int8 ({s['gzip_bytes']:,} B gzip), {s['fp32_tflite_bytes']:,} B fp32; "
+        f"TFLM arena {s['tflm_arena_bytes']:,} B (smallest arena in which tflite_micro allocates and invokes).",
+        "", "| on the test windows | accuracy | per-window agreement with float |", "|---|---|---|",
+        f"| float (torch, same weights) | {s['accuracy_float']:.4f} | 1 |",
+        f"| int8, LiteRT | {s['accuracy_litert']:.4f} | {s['agreement_with_float']:.4f} |",
+        f"| int8, TFLM | {s['accuracy_tflm']:.4f} | {s['agreement_tflm_with_float']:.4f} |", "",
+        f"LiteRT and TFLM agree on {s['agreement_litert_tflm']:.4f} of windows: their int8 FULLY_CONNECTED "
+        "rounding differs by up to 1 LSB, and a 1-LSB membrane change can flip a spike.", "",
+    ])
+
+
+def compress_run(run_dir: Path, windows: Windows, split: SubjectSplit, req, console: Console) -> dict:
+    """Run the compression `req` (a TrainRequest) asks for on a finished run; returns the stages to add."""
+    run = open_run(run_dir)
+    stages, weights_file = {}, "weights.safetensors"
+    if req.compress in ("prune", "int8") and req.sparsity > 0:
+        stages["pruned"] = prune_stage(run, windows, split, req.sparsity, req.finetune_epochs, console)
+        weights_file = PRUNED_WEIGHTS
+    if req.compress == "int8":
+        stages["int8"] = int8_stage(run, weights_file, windows, split, console, req.calibration_windows)
+    return stages

@@ -1,0 +1,105 @@
+"""Magnitude pruning of every L2MU weight matrix with tensorflow-model-optimization, then fine-tuning.
+
+The Keras twin runs a whole window by looping `tf_twin.l2mu_step` over T steps with the surrogate gradient.
+Each pruning wrapper advances its step counter once per call, and the unrolled window calls every layer T
+times per batch, so the polynomial schedule is expressed in wrapper calls (batches x T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.tf_twin import (BIASED, DENSE, a_b_matrix, channel_fn, dense_kernels, l2mu_step, neuron_params,
+                            spike_atan, tf, zero_state)
+from training.config import L2MUConfig
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after tf_twin set TF_USE_LEGACY_KERAS)
+
+keras = tf.keras
+
+
+class KerasL2MU(keras.Model):
+    """The window model for fine-tuning: every weight matrix is a plain Dense layer, optionally pruning-wrapped."""
+
+    def __init__(self, cfg: L2MUConfig, weights: dict[str, np.ndarray], schedule=None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.params = neuron_params(cfg, weights)
+        self.a_b_bar = tf.constant(a_b_matrix(weights))
+        self.channel = channel_fn(weights)  # per-channel input gains: vectors, not matrices; kept as trained
+        self.names = DENSE
+        for name, (kernel, bias) in dense_kernels(weights).items():
+            layer = keras.layers.Dense(kernel.shape[1], use_bias=name in BIASED, name=name)
+            layer.build((None, kernel.shape[0]))
+            layer.set_weights([kernel, bias] if bias is not None else [kernel])
+            if schedule is not None:
+                layer = tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+            setattr(self, f"dense_{name}", layer)
+
+    def dense(self, name: str):
+        return getattr(self, f"dense_{name}")
+
+    def call(self, x, training=None):
+        layers = {n: (lambda v, n=n: self.dense(n)(v, training=training)) for n in self.names}
+        steps, x_time_major = x.shape[1], tf.transpose(x, (1, 0, 2))
+
+        def body(t, counts, state):
+            s_o, state = l2mu_step(self.cfg, self.params, layers, self.channel, self.a_b_bar, x_time_major[t], state,
+                                   spike_atan)
+            return t + 1, counts + s_o, state  # logits = sum_t s_o[t]
+
+        init = (tf.constant(0), tf.zeros((tf.shape(x)[0], self.cfg.n_classes)), zero_state(self.cfg, tf.shape(x)[0]))
+        # A while loop, not an unrolled one: tracing T copies of nine pruning wrappers takes minutes.
+        return tf.while_loop(lambda t, *_: t < steps, body, init, maximum_iterations=steps)[1]
+
+    def pruned_weights(self, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Strip the wrappers (the inner Dense layers carry the masked kernels) and return torch-layout weights."""
+        out = dict(base)
+        for n in self.names:
+            layer = self.dense(n)
+            layer = getattr(layer, "layer", layer)  # a pruning wrapper holds the Dense it wraps in .layer
+            kernel, *bias = layer.get_weights()
+            out[f"{n}.weight"] = np.ascontiguousarray(kernel.T)
+            if bias:
+                out[f"{n}.bias"] = bias[0]
+        return out
+
+
+@dataclass
+class PruneResult:
+    weights: dict[str, np.ndarray]
+    sparsity: dict[str, float]  # per weight matrix, reached
+    overall: float  # over all pruned matrices
+    history: list[dict]
+
+
+def layer_sparsity(weights: dict[str, np.ndarray]) -> tuple[dict[str, float], float]:
+    per = {n: float(np.mean(weights[f"{n}.weight"] == 0)) for n in DENSE}
+    total = sum(weights[f"{n}.weight"].size for n in DENSE)
+    zeros = sum(int(np.sum(weights[f"{n}.weight"] == 0)) for n in DENSE)
+    return per, zeros / total
+
+
+def prune_and_finetune(cfg: L2MUConfig, weights: dict[str, np.ndarray], x_train: np.ndarray, y_train: np.ndarray,
+                       x_val: np.ndarray, y_val: np.ndarray, sparsity: float, epochs: int = 12,
+                       batch_size: int = 128, lr: float = 5e-4, on_epoch=lambda e: None) -> PruneResult:
+    """Polynomial magnitude pruning to `sparsity` over the first 2/3 of fine-tuning, then fine-tune at it."""
+    steps = x_train.shape[1]
+    calls_per_epoch = math.ceil(len(x_train) / batch_size) * steps
+    end = max(calls_per_epoch, (2 * epochs * calls_per_epoch) // 3)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end, frequency=2 * steps)
+    model = KerasL2MU(cfg, weights, schedule)
+    model(x_train[:1])  # builds the wrappers (their pruning_step variables) before UpdatePruningStep looks
+    model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    log = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch({"epoch": epoch + 1, **logs}))
+    hist = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
+                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), log], verbose=0, shuffle=True)
+    pruned = model.pruned_weights(weights)
+    per, overall = layer_sparsity(pruned)
+    history = [dict(zip(hist.history, v)) for v in zip(*hist.history.values())]
+    return PruneResult(pruned, per, overall, history)

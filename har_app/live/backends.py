@@ -1,0 +1,77 @@
+"""Step models for live inference: one lane = one copy of the network state, advanced one sample per step.
+
+`TorchStep` runs the float model of the run (torch imported only when chosen); `LiteRTStep`
+(deploy.step_runtimes) runs the int8 step model `model_int8.tflite` of the run-directory contract, one LiteRT
+interpreter per lane, reset through the model's `zero_state` signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from deploy.step_runtimes import LiteRTStep
+from training.errors import HarError
+from training.run_dir import Run
+
+INT8_MODEL = "model_int8.tflite"
+BACKENDS = ("litert", "torch")
+
+
+class StepModel(Protocol):
+    def reset(self) -> None:
+        """Back to the zero state (a window start)."""
+
+    def step(self, z: np.ndarray) -> np.ndarray:
+        """Advance by one normalised sample z (6,) in loader channel order; return the output spikes (C,)."""
+
+
+class TorchStep:
+    """The float L2MU of the run, one state per lane (the model's weights are shared between lanes)."""
+
+    def __init__(self, model) -> None:
+        import torch
+
+        self.torch, self.model = torch, model
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.model.initial_state(1)
+
+    def step(self, z: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            spikes, self.state = self.model.step(self.torch.from_numpy(np.asarray(z, np.float32)[None]), self.state)
+        return spikes[0].numpy()
+
+
+def choose_backend(run: Run, requested: str | None, say: Callable[[str], None]) -> str:
+    """litert when the run has the int8 step model, else torch (with a message); an explicit choice is checked."""
+    has_int8 = (run.path / INT8_MODEL).is_file()
+    if requested is None:
+        if has_int8:
+            return "litert"
+        say(f"{run.path.name} has no {INT8_MODEL} (run `har train --compress int8`): using the float torch model")
+        return "torch"
+    if requested not in BACKENDS:
+        raise HarError(f"unknown backend {requested!r}: use {' or '.join(BACKENDS)}")
+    if requested == "litert" and not has_int8:
+        raise HarError(f"--backend litert needs {run.path / INT8_MODEL}: run `har train --compress int8` first")
+    return requested
+
+
+def open_lanes(run: Run, backend: str, lanes: int) -> list[StepModel]:
+    """`lanes` independent step models of the run on the chosen backend."""
+    if backend == "litert":
+        model = (run.path / INT8_MODEL).read_bytes()
+        steps = [LiteRTStep(model) for _ in range(lanes)]
+        outputs = len(steps[0].step(np.zeros(6, np.float32)))
+        steps[0].reset()
+        if outputs != len(run.classes):
+            raise HarError(f"{run.path / INT8_MODEL} has {outputs} outputs; this run has {len(run.classes)} classes", 1)
+        return steps
+    from training.checkpoint import load_model
+
+    model = load_model(run)
+    return [TorchStep(model) for _ in range(lanes)]
