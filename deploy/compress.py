@@ -18,6 +18,7 @@ from training.windowing import Windows
 
 PRUNED_WEIGHTS = "weights_pruned.safetensors"
 CALIBRATION_WINDOWS = 128
+C_ARRAY = "model_int8"  # model_int8.cc / model_int8.h
 
 
 def _counts_torch(run, weights_file: str, x: np.ndarray) -> np.ndarray:
@@ -53,8 +54,11 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
                                     on_epoch=lambda e: status.update(
                                         f"pruning and fine-tuning: epoch {e['epoch']}, val acc {e['val_accuracy']:.3f}"))
     for name, reached in result.sparsity.items():
-        if abs(reached - sparsity) > 0.01:
-            raise HarError(f"pruning reached {reached:.3f} sparsity in {name}, not the target {sparsity}", 1)
+        # below target means the schedule never fired (toolchain.md trap 4); above it is fine: weights that never
+        # received a gradient (e_m starts at zero) were already exactly zero. A matrix of n weights can only reach
+        # multiples of 1/n, and the mask rounds the count down.
+        if reached < sparsity - 1.0 / weights[f"{name}.weight"].size - 1e-9:
+            raise HarError(f"pruning reached {reached:.3f} sparsity in {name}, below the target {sparsity}", 1)
     with atomic_path(run.path / PRUNED_WEIGHTS) as tmp:
         save_file(result.weights, str(tmp))
     metrics, _ = evaluate(load_model(run, PRUNED_WEIGHTS), Windows(norm.apply(test.x), test.y, test.subjects),
@@ -68,12 +72,13 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
                calibration_windows: int = CALIBRATION_WINDOWS) -> dict:
     from safetensors.numpy import load_file
 
-    from deploy.c_export import c_array, model_header
+    from deploy.c_export import model_header, model_source
     from deploy.convert import convert_step
     from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
     from deploy.tf_twin import StepModule
-    from deploy.tflite_ops import TFLM_BUILTINS, model_ops
-    from deploy.tflm_arena import measure_arena_bytes
+    from deploy.tflite_model import inspect_step_model
+    from deploy.tflm_arena_probe import measure_arena
+    from deploy.tflm_ops import require_tflm_ops
     from training.config import L2MUConfig
 
     t0 = time.time()
@@ -85,22 +90,18 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
     with console.status("converting the step graph to fp32 and int8 TFLite"):
         fp32 = convert_step(module)
         int8 = convert_step(module, norm.apply(train.x[pick]))
-    ops = model_ops(int8)
-    missing = sorted(set(ops) - TFLM_BUILTINS)
-    if missing:
-        raise HarError(f"the int8 model uses ops TFLM lacks: {', '.join(missing)}", 1)
+    info = inspect_step_model(int8)
+    require_tflm_ops(info.ops)
     write_bytes(run.path / "model_fp32.tflite", fp32)
     write_bytes(run.path / "model_int8.tflite", int8)
     x = norm.apply(test.x)
-    with console.status(f"verifying on {len(x)} test windows: float, LiteRT int8, TFLM int8"):
+    with console.status(f"verifying on {len(x)} test windows: float, LiteRT int8, TFLM int8; measuring the arena"):
         float_counts = _counts_torch(run, weights_file, x)
-        litert_runner = LiteRTStep(int8)
-        litert = window_counts(litert_runner, x)
+        litert = window_counts(LiteRTStep(int8), x)
         tflm = window_counts(TFLMStep(int8), x)
-        arena = measure_arena_bytes(int8)
-    constants = deployment_constants(run, litert_runner)
-    write_text(run.path / "model_int8.cc", c_array(int8, "model_int8", "model_int8.h"))
-    write_text(run.path / "model_int8.h", model_header("model_int8", constants))
+        arena = measure_arena(int8)
+    write_text(run.path / f"{C_ARRAY}.cc", model_source(int8, C_ARRAY, f"{C_ARRAY}.h"))
+    write_text(run.path / f"{C_ARRAY}.h", model_header(C_ARRAY, run, info, arena))
     stage = {
         "accuracy_float": _accuracy(float_counts, test.y),
         "accuracy_litert": _accuracy(litert, test.y),
@@ -112,24 +113,16 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
         "tflite_bytes": len(int8),
         "gzip_bytes": len(gzip.compress(int8, 9)),
         "fp32_tflite_bytes": len(fp32),
-        "tflm_arena_bytes": arena,
-        "ops": ops,
+        "tflm_arena_bytes": arena.min_arena_bytes,
+        "ops": list(info.ops),
         "calibration_windows": len(pick),
-        "quantization": {k: constants[k] for k in ("input_scale", "input_zero_point", "output_scale",
-                                                   "output_zero_point")},
+        "quantization": {"input_scale": info.input_quant.scale, "input_zero_point": info.input_quant.zero_point,
+                         "output_scale": info.output_quant.scale, "output_zero_point": info.output_quant.zero_point},
         "weights": weights_file,
         "seconds": round(time.time() - t0, 1),
     }
     write_text(run.path / "quantization_report.md", quantization_report(stage))
     return stage
-
-
-def deployment_constants(run, runner) -> dict:
-    io = runner.io
-    return {"labels": run.classes, "fs_hz": run.fs_hz, "window": run.window, "hop": run.hop,
-            "input_scale": io.in_scale, "input_zero_point": io.in_zero, "output_scale": io.out_scale,
-            "output_zero_point": io.out_zero, "mean": run.normalization.mean.tolist(),
-            "std": run.normalization.std.tolist()}
 
 
 def quantization_report(s: dict) -> str:
@@ -144,7 +137,8 @@ def quantization_report(s: dict) -> str:
         f"scale {q['output_scale']:.6g}, zero point {q['output_zero_point']}.",
         f"- Ops: {', '.join(s['ops'])} (all TFLM builtins).",
         f"- Size: {s['tflite_bytes']:,} B int8 ({s['gzip_bytes']:,} B gzip), {s['fp32_tflite_bytes']:,} B fp32; "
-        f"TFLM arena {s['tflm_arena_bytes']:,} B (smallest arena in which tflite_micro allocates and invokes).",
+        f"TFLM arena {s['tflm_arena_bytes']:,} B (smallest arena in which tflite_micro allocates, invokes, resets "
+        "and invokes again).",
         "", "| on the test windows | accuracy | per-window agreement with float |", "|---|---|---|",
         f"| float (torch, same weights) | {s['accuracy_float']:.4f} | 1 |",
         f"| int8, LiteRT | {s['accuracy_litert']:.4f} | {s['agreement_with_float']:.4f} |",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deploy.step_runtimes import QuantizedIO
+from deploy.step_runtimes import LiteRTStep, TFLMStep
 from training.errors import HarError
 from training.run_dir import Run
 
@@ -30,73 +30,32 @@ def decide(counts: np.ndarray) -> int:
     return int(np.argmax(counts))  # class = argmax of summed spikes, ties -> lowest index
 
 
-class _LiteRTRaw:
-    """LiteRT, fresh interpreter per window: `reset_all_variables()` does not zero resource variables in
-    ai-edge-litert 2.3.0, a new interpreter does."""
-
-    def __init__(self, model: bytes) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.model, self.Interpreter = model, Interpreter
-        self.reset()
-        self.io = QuantizedIO(self.it.get_input_details()[0], self.it.get_output_details()[0])
-
-    def reset(self) -> None:
-        self.it = self.Interpreter(model_content=self.model)
-        self.it.allocate_tensors()
-        self._in, self._out = self.it.get_input_details()[0]["index"], self.it.get_output_details()[0]["index"]
-
-    def step(self, q: np.ndarray) -> np.ndarray:
-        self.it.set_tensor(self._in, q)
-        self.it.invoke()
-        return self.it.get_tensor(self._out)[0].copy()
-
-
-class _TFLMRaw:
-    """TFLM with the bundle's arena size, `reset()` per window as the firmware does (MicroInterpreter::Reset)."""
-
-    def __init__(self, model: bytes, arena_bytes: int) -> None:
-        from tflite_micro import runtime as tflm
-
-        self.it = tflm.Interpreter.from_bytes(model, arena_size=arena_bytes)
-
-    def reset(self) -> None:
-        self.it.reset()
-
-    def step(self, q: np.ndarray) -> np.ndarray:
-        self.it.set_input(q, 0)
-        self.it.invoke()
-        return self.it.get_output(0)[0].copy()
-
-
-def tflm_window_counts(model: bytes, window: np.ndarray, arena_bytes: int) -> np.ndarray:
-    """Output spike counts (C,) of one normalised window (T, 6) on TFLM from the zero state."""
-    tflm = _TFLMRaw(model, arena_bytes)
-    io = _LiteRTRaw(model).io
-    return sum(io.spikes(tflm.step(io.quantize(z))[None]) for z in window).astype(np.int64)
-
-
 def compare_tflm_litert(model: bytes, windows: np.ndarray, arena_bytes: int) -> dict:
-    """Run both runtimes over windows (N, T, 6) from the zero state each and compare step by step."""
-    litert, tflm = _LiteRTRaw(model), _TFLMRaw(model, arena_bytes)
+    """Run both runtimes over windows (N, T, 6), each from the zero state (LiteRT: the `zero_state` signature;
+    TFLM with the bundle's arena: reset(), as MicroInterpreter::Reset() on the MCU), and compare step by step."""
+    litert, tflm = LiteRTStep(model), TFLMStep(model, arena_bytes)
     io = litert.io
     same_outputs = same_spikes = steps = same_counts = same_decisions = 0
-    max_lsb = 0
+    max_lsb, margins = 0, []
     for window in windows:
         litert.reset()
         tflm.reset()
         counts_l = counts_t = 0.0
         for z in window:
             q = io.quantize(z)
-            out_l, out_t = litert.step(q), tflm.step(q)
-            spikes_l, spikes_t = io.spikes(out_l[None]), io.spikes(out_t[None])
+            out_l, out_t = litert.step_raw(q), tflm.step_raw(q)
+            spikes_l, spikes_t = io.spikes(out_l), io.spikes(out_t)
             same_outputs += int(np.array_equal(out_l, out_t))
             same_spikes += int(np.array_equal(spikes_l, spikes_t))
             max_lsb = max(max_lsb, int(np.abs(out_l.astype(np.int32) - out_t.astype(np.int32)).max()))
             counts_l, counts_t = counts_l + spikes_l, counts_t + spikes_t
             steps += 1
         same_counts += int(np.array_equal(counts_l, counts_t))
-        same_decisions += int(decide(counts_l) == decide(counts_t))
+        agree = decide(counts_l) == decide(counts_t)
+        same_decisions += int(agree)
+        if not agree:
+            second, top = np.sort(counts_l)[-2:]
+            margins.append(int(top - second))  # LiteRT's lead of its winning class over the runner-up, in spikes
     n = len(windows)
     return {
         "windows": n,
@@ -106,5 +65,6 @@ def compare_tflm_litert(model: bytes, windows: np.ndarray, arena_bytes: int) -> 
         "step_outputs_exact": same_outputs / steps,
         "step_spikes_exact": same_spikes / steps,
         "max_output_diff_lsb": max_lsb,
+        "max_margin_where_decisions_differ": max(margins, default=None),
         "arena_bytes": arena_bytes,
     }

@@ -15,10 +15,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.bundle_linux import RUNNER, default_remote_dir
 from deploy.energy import estimate_energy_per_decision, estimate_latency, snn_synop_energy
-from deploy.fit import check_fit, require_fit
+from deploy.fit import check_fit, lane_count, require_fit
 from deploy.opcount import step_ops
 from deploy.profiles import DeviceProfile, load_profile, load_profile_file
 from deploy.tflite_model import StepModelInfo, inspect_step_model
+from deploy.tflm_ops import require_tflm_ops
 from training.errors import HarError
 from training.run_dir import Run, latest_run, open_run, write_json
 
@@ -59,10 +60,6 @@ def load_run_model(req: DeployRequest) -> tuple[Run, bytes]:
     return run, path.read_bytes()
 
 
-def lanes_for(run: Run) -> int:
-    return -(-run.window // run.hop)  # ceil(window / hop): overlapping windows
-
-
 def replace_folder(staging: Path, out: Path) -> None:
     """Move the finished staging folder to `out`, replacing an earlier bundle only once the new one is complete."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +90,7 @@ def latency_report(profile: DeviceProfile, ops: dict, run: Run, benchmark: dict 
         "estimate": False,
         "basis": (f"measured on {benchmark['host']} ({benchmark['machine']}, {benchmark['runtime']}, "
                   f"{benchmark['threads']} thread): median of {benchmark['runs']} decisions after warm-up; a decision "
-                  f"= {run.hop} samples x {lanes_for(run)} lanes with window resets"),
+                  f"= {run.hop} samples x {lane_count(run)} lanes with window resets"),
         "p99_per_sample": benchmark["per_step_us"]["p99"],
         "p99_per_decision": benchmark["per_decision_us"]["p99"],
     }
@@ -141,12 +138,10 @@ def deploy(req: DeployRequest, console: Console) -> dict:
 
         stage("measuring the TFLM arena")
         if profile.bundle == "mcu":
-            from deploy.bundle_stm32 import check_tflm_ops
-
-            check_tflm_ops(info)
+            require_tflm_ops(info.ops)
         arena = measure_arena(model)
         progress.advance(task)
-        fit = check_fit(profile, len(model), arena.arena_bytes, lanes_for(run), info.state_bytes)
+        fit = check_fit(profile, len(model), arena.arena_bytes, lane_count(run), info.state_bytes)
         require_fit(profile, fit)
         progress.advance(task)
         stage("writing the bundle")
@@ -179,7 +174,8 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 "model": model_summary(info, ops),
                 "arena": {"min_arena_bytes": arena.min_arena_bytes, "recorded_bytes": arena.recorded_bytes,
                           "arena_bytes": arena.arena_bytes, "margin": "10 %, 16-byte aligned",
-                          "measured_with": "tflite_micro Python interpreter (real TFLM kernels), bisection"},
+                          "measured_with": ("tflite_micro Python interpreter (real TFLM kernels): allocate, invoke, "
+                                            "reset, invoke; bisection")},
                 "fit": fit,
                 "parity": parity,
                 "benchmark": benchmark,
@@ -212,11 +208,12 @@ def _write_bundle(profile, folder, model, run, info, arena, parity_windows, stag
 
         return write_android_bundle(folder, model, run, info), None
     from deploy.bundle_stm32 import write_stm32_bundle
-    from deploy.parity import compare_tflm_litert, held_out_windows, tflm_window_counts
+    from deploy.parity import compare_tflm_litert, held_out_windows
+    from deploy.step_runtimes import TFLMStep, window_counts
 
     raw, labels = held_out_windows(run, parity_windows)
     z = run.normalization.apply(raw)
-    counts = tflm_window_counts(model, z[0], arena.arena_bytes)
+    counts = window_counts(TFLMStep(model, arena.arena_bytes), z[:1])[0]
     files = write_stm32_bundle(folder, model, run, info, arena, (raw[0], counts, labels[0]))
     progress.advance(task)
     stage(f"TFLM vs LiteRT on {len(z)} held-out windows")

@@ -89,9 +89,11 @@ def prune_and_finetune(cfg: L2MUConfig, weights: dict[str, np.ndarray], x_train:
     """Polynomial magnitude pruning to `sparsity` over the first 2/3 of fine-tuning, then fine-tune at it."""
     steps = x_train.shape[1]
     calls_per_epoch = math.ceil(len(x_train) / batch_size) * steps
-    end = max(calls_per_epoch, (2 * epochs * calls_per_epoch) // 3)
+    frequency = 2 * steps  # a mask update every two batches
+    # The last update must fall on end_step, or the final sparsity stays one update short of the target.
+    end = frequency * max(1, (2 * epochs * calls_per_epoch) // (3 * frequency))
     schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end, frequency=2 * steps)
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end, frequency=frequency)
     model = KerasL2MU(cfg, weights, schedule)
     model(x_train[:1])  # builds the wrappers (their pruning_step variables) before UpdatePruningStep looks
     model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],

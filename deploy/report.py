@@ -76,6 +76,9 @@ def _parity_block(parity: dict) -> Table:
     t.add_row("step outputs bit-identical", f"{parity['step_outputs_exact']:.1%}")
     t.add_row("step spikes identical", f"{parity['step_spikes_exact']:.1%}")
     t.add_row("max output difference", f"{parity['max_output_diff_lsb']} LSB")
+    if parity["max_margin_where_decisions_differ"] is not None:
+        t.add_row("decisions differ only where LiteRT's lead was",
+                  f"<= {parity['max_margin_where_decisions_differ']} spikes")
     return t
 
 

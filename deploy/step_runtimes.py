@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
+from deploy.tflite_model import RESET_SIGNATURE, STEP_SIGNATURE
 from training.errors import HarError
 
 
@@ -37,7 +40,25 @@ def _scale_zero(details: dict) -> tuple[float, int]:
     return float(scale), int(zero)
 
 
-class LiteRTStep:
+class StepRuntime(ABC):
+    """The step model on one runtime: one copy of the network state, advanced one sample per step."""
+
+    io: QuantizedIO
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Back to the zero state (a window start)."""
+
+    @abstractmethod
+    def step_raw(self, q: np.ndarray) -> np.ndarray:
+        """One step on a quantised input (1, 6); the model's raw output (1, C)."""
+
+    def step(self, z: np.ndarray) -> np.ndarray:
+        """One step on a normalised sample z (6,); the output spikes (C,)."""
+        return self.io.spikes(self.step_raw(self.io.quantize(z)))
+
+
+class LiteRTStep(StepRuntime):
     """The step model on LiteRT (ai-edge-litert) through its `step` and `zero_state` signatures."""
 
     def __init__(self, model: bytes, num_threads: int = 1) -> None:
@@ -45,7 +66,7 @@ class LiteRTStep:
 
         try:
             it = Interpreter(model_content=model, num_threads=num_threads)
-            self._step, self._zero = it.get_signature_runner("step"), it.get_signature_runner("zero_state")
+            self._step, self._zero = it.get_signature_runner(STEP_SIGNATURE), it.get_signature_runner(RESET_SIGNATURE)
         except (ValueError, RuntimeError) as exc:
             raise HarError(f"not a valid har step model: {str(exc).splitlines()[0]}", 1) from None
         self.io = QuantizedIO(self._step.get_input_details()["x_t"], self._step.get_output_details()["spikes"])
@@ -54,16 +75,20 @@ class LiteRTStep:
     def reset(self) -> None:
         self._zero(flag=self._flag)  # reset_all_variables() would leave the resource variables as they are
 
-    def step(self, z: np.ndarray) -> np.ndarray:
-        return self.io.spikes(self._step(x_t=self.io.quantize(z))["spikes"])
+    def step_raw(self, q: np.ndarray) -> np.ndarray:
+        return self._step(x_t=q)["spikes"]
 
 
-class TFLMStep:
-    """The step model on the TensorFlow Lite Micro interpreter (the real TFLM kernels, via tflite_micro)."""
+class TFLMStep(StepRuntime):
+    """The step model on the TensorFlow Lite Micro interpreter (the real TFLM kernels, via tflite_micro); TFLM
+    invokes subgraph 0, the `step` signature, and reset() zeroes the resource variables."""
 
     def __init__(self, model: bytes, arena_size: int | None = None) -> None:
         from tflite_micro import runtime as tflm
 
+        from deploy.tflite_model import read_model
+
+        read_model(model)  # tflite_micro's own flatbuffer parsing raises struct errors on a damaged file
         try:
             kwargs = {"arena_size": arena_size} if arena_size else {}
             self.it = tflm.Interpreter.from_bytes(model, **kwargs)
@@ -74,13 +99,13 @@ class TFLMStep:
     def reset(self) -> None:
         self.it.reset()
 
-    def step(self, z: np.ndarray) -> np.ndarray:
-        self.it.set_input(self.io.quantize(z), 0)
+    def step_raw(self, q: np.ndarray) -> np.ndarray:
+        self.it.set_input(q, 0)
         self.it.invoke()
-        return self.io.spikes(self.it.get_output(0))
+        return self.it.get_output(0)
 
 
-def window_counts(runner: LiteRTStep | TFLMStep, x: np.ndarray) -> np.ndarray:
+def window_counts(runner: StepRuntime, x: np.ndarray) -> np.ndarray:
     """Output spike counts (N, C) over normalised windows (N, T, 6), each from the zero state."""
     counts = []
     for window in x:

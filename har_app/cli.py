@@ -43,6 +43,8 @@ def train(
     memory: int = typer.Option(16, help="Memory channels M."),
     order: int = typer.Option(4, help="Legendre order d."),
     theta: float = typer.Option(10.0, help="LMU window theta in steps."),
+    learn_neuron_params: bool = typer.Option(True, "--learn-neuron-params/--fixed-neuron-params",
+                                             help="Learn one beta and threshold per population."),
     epochs: int = typer.Option(60, help="Maximum epochs."),
     batch_size: int = typer.Option(128, help="Batch size."),
     lr: float = typer.Option(2e-3, help="Adam learning rate."),
@@ -68,7 +70,8 @@ def train(
     req = TrainRequest(
         data=data, activities=csv_list(activities), subjects=csv_list(subjects), fs_hz=rate, window=window, hop=hop,
         cv=cv, test_subjects=csv_list(test_subjects), val_subjects=csv_list(val_subjects),
-        model={"neuron": neuron.value, "hidden_size": hidden, "memory_size": memory, "order": order, "theta": theta},
+        model={"neuron": neuron.value, "hidden_size": hidden, "memory_size": memory, "order": order, "theta": theta,
+               "learn_neuron_params": learn_neuron_params},
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, runs_dir=runs_dir, name=name,
         compress=compress.value, sparsity=sparsity, finetune_epochs=finetune_epochs,
         calibration_windows=calibration_windows)
@@ -98,13 +101,14 @@ def live(
     ble: str = typer.Option(None, "--ble", help="Stream from this watch (address or name, see `har scan`)."),
     profile: BleProfile = typer.Option(None, "--profile", help="BLE protocol of the watch: pmd or har-imu."),
     replay: str = typer.Option(None, "--replay", help="A CSV recording, or 'bundled' (the run's test subjects)."),
-    speed: float = typer.Option(1.0, help="Replay speed: 1 real time, X times faster, 0 as fast as possible."),
+    speed: float = typer.Option(None, help="Replay speed: 1 real time (default), X times faster, 0 as fast as "
+                                           "possible."),
     record: Path = typer.Option(None, "--record", help="Also write what was received to this CSV (trainable)."),
     label: str = typer.Option(None, help="Label for recorded rows when the source carries none."),
     subject: str = typer.Option("live", help="Subject id written in recorded rows."),
     backend: LiveBackend = typer.Option(None, help="litert (int8 step model) or torch (float); default litert "
                                                    "when the run has model_int8.tflite."),
-    device: str = typer.Option("host", help="Device profile for the energy estimate per decision."),
+    device: str = typer.Option("host", help="Device profile (name or TOML file) for the energy per decision."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
     json_out: bool = typer.Option(False, "--json", help="JSON events on stdout, one per line, ending with a summary."),
 ) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny L2MU trained on real bundled watch data, and a small real int8 step model."""
+"""Shared fixtures: a tiny L2MU trained on real bundled watch data (float, and compressed to int8 by the real
+`har train --compress int8` pipeline), and a small real 2-layer LIF int8 step model for the live backends."""
 
 from __future__ import annotations
 
@@ -12,26 +13,31 @@ TINY_CLASSES = ["PEN", "ABD", "FEL"]
 TINY_TEST_SUBJECT = "4"  # the smallest subject in the bundled data keeps streaming tests short
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A run directory: L2MU (H=16) trained 4 epochs on 4 bundled subjects and 3 exercises, test subject 4.
-
-    About 7 s on one core; test accuracy ~0.68 with every class predicted (2 epochs gave a constant predictor)."""
+def _train_tiny(runs_dir: Path, name: str, **compression) -> Path:
+    """L2MU (H=16, M=8) trained 4 epochs on 4 bundled subjects and 3 exercises, test subject 4, one torch thread
+    (tiny batches: one thread is several times faster when the cores are shared). `compression`: TrainRequest
+    fields of `har train --compress`."""
     import torch
 
     from training.pipeline import TrainRequest, run_training
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: one thread is several times faster when the cores are shared
+    torch.set_num_threads(1)
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
                        val_subjects=["3"], epochs=4, lr=1e-2, batch_size=32,
-                       model={"hidden_size": 16, "memory_size": 8},
-                       runs_dir=tmp_path_factory.mktemp("runs"), name="tiny")
+                       model={"hidden_size": 16, "memory_size": 8}, runs_dir=runs_dir, name=name, **compression)
     try:
         result = run_training(req, Console(stderr=True, quiet=True))
     finally:
         torch.set_num_threads(threads)
     return Path(result["run_dir"])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A float run directory. About 7 s on one core; test accuracy ~0.68 with every class predicted (2 epochs gave
+    a constant predictor)."""
+    return _train_tiny(tmp_path_factory.mktemp("runs"), "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +51,29 @@ def int8_step_model() -> tuple[bytes, object]:
 
 
 @pytest.fixture(scope="session")
-def int8_run(tiny_run, int8_step_model, tmp_path_factory) -> Path:
-    """A copy of `tiny_run` holding the fixture's real int8 step model as model_int8.tflite (the run-directory
-    contract of issue 3), until `har train --compress int8` writes the real one."""
-    import shutil
+def int8_run(tmp_path_factory) -> Path:
+    """A real `har train --compress int8` run of the tiny model: pruned to 50 % (2 fine-tuning epochs), int8 step
+    model calibrated on 16 windows, verified on LiteRT and TFLM (model_int8.tflite, model_int8.cc/.h,
+    quantization_report.md, metrics stages "pruned" and "int8")."""
+    return _train_tiny(tmp_path_factory.mktemp("int8-runs"), "tiny-int8", compress="int8", sparsity=0.5,
+                       finetune_epochs=2, calibration_windows=16)
 
-    run = tmp_path_factory.mktemp("int8-run") / tiny_run.name
-    shutil.copytree(tiny_run, run)
-    (run / "model_int8.tflite").write_bytes(int8_step_model[0])
-    return run
+
+def fresh_litert_counts(model: bytes, windows: np.ndarray) -> np.ndarray:
+    """Reference output spike counts (N, C) of normalised windows (N, T, 6): a new LiteRT interpreter per window,
+    so every window starts from the zero state without relying on any reset."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    counts = []
+    for window in windows:
+        it = Interpreter(model_content=model)
+        it.allocate_tensors()
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
+        n = np.zeros(out["shape"][-1], np.int64)
+        for x in window:
+            it.set_tensor(inp["index"], np.clip(np.round(x / s_in + z_in), -128, 127).astype(np.int8)[None])
+            it.invoke()
+            n += s_out * (it.get_tensor(out["index"])[0].astype(np.float32) - z_out) > 0.5  # spike: s (q - z0) > 0.5
+        counts.append(n)
+    return np.array(counts)

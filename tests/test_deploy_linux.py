@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from conftest import TINY_CLASSES, TINY_TEST_SUBJECT
+from conftest import TINY_CLASSES, TINY_TEST_SUBJECT, fresh_litert_counts
 from deploy.pipeline import DeployRequest, deploy
 from training.run_dir import open_run
 
@@ -37,22 +38,9 @@ def _recording_csv(run, path):
 
 
 def _litert_decisions(model: bytes, z: np.ndarray, window: int, hop: int) -> list[int]:
-    """Reference: every window k (start k * hop) on a fresh interpreter from the zero state; argmax of summed spikes."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    decisions = []
-    for start in range(0, len(z) - window + 1, hop):
-        it = Interpreter(model_content=model)
-        it.allocate_tensors()
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
-        counts = np.zeros(out["shape"][-1])
-        for x in z[start : start + window]:
-            it.set_tensor(inp["index"], np.clip(np.round(x / s_in + z_in), -128, 127).astype(np.int8)[None])
-            it.invoke()
-            counts += s_out * (it.get_tensor(out["index"])[0].astype(np.float32) - z_out) > 0.5
-        decisions.append(int(np.argmax(counts)))
-    return decisions
+    """Reference: every window k (start k * hop) on a fresh interpreter; argmax of summed spikes."""
+    windows = np.array([z[start : start + window] for start in range(0, len(z) - window + 1, hop)])
+    return fresh_litert_counts(model, windows).argmax(1).tolist()
 
 
 def test_runner_streams_a_real_recording_like_litert(rpi4_bundle, int8_run, tmp_path):
@@ -143,8 +131,22 @@ def test_android_model_carries_metadata_and_labels(int8_run, tmp_path):
     table, off = _table_field(meta, labels_file, 2)
     assert table.Get(flatbuffers_int8(), off + table.Pos) == 2  # TENSOR_AXIS_LABELS
     assert (tmp_path / "a" / "labels.txt").read_text().split() == TINY_CLASSES
-    assert "interpreters[lane] = newInterpreter()" in (tmp_path / "a" / "HarClassifier.kt").read_text()
+    _kotlin_uses_the_models_signatures((tmp_path / "a" / "HarClassifier.kt").read_text(), data)
     _same_outputs(data, (int8_run / "model_int8.tflite").read_bytes())
+
+
+def _kotlin_uses_the_models_signatures(kotlin: str, model: bytes) -> None:
+    """Every signature and tensor name HarClassifier.kt passes to LiteRT exists in the bundled model, and a lane's
+    state is zeroed with the zero_state signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_content=model).get_signature_list()
+    runs = re.findall(r'runSignature\(mapOf\("(\w+)" to \w+\), mapOf\("(\w+)" to \w+\), "(\w+)"\)', kotlin)
+    assert {key for *_, key in runs} == {"step", "zero_state"}
+    for inp, out, key in runs:
+        assert signatures[key] == {"inputs": [inp], "outputs": [out]}
+    for name, key in re.findall(r'get(?:In|Out)putTensorFromSignature\("(\w+)", "(\w+)"\)', kotlin):
+        assert name in signatures[key]["inputs"] + signatures[key]["outputs"]
 
 
 def flatbuffers_int8():

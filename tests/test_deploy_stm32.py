@@ -3,6 +3,7 @@ agrees between TFLM and LiteRT on real held-out windows, and a model that does n
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -23,14 +24,44 @@ def stm32_bundle(int8_run, tmp_path_factory):
     return result, out
 
 
-def test_c_array_holds_the_model_bytes(stm32_bundle, int8_run):
-    _, out = stm32_bundle
-    source = (out / "har_model_data.cc").read_text()
-    assert "alignas(16) const unsigned char g_har_model[] = {" in source
+def _defines(header: str) -> dict[str, str]:
+    return dict(re.findall(r"#define (\w+) (\S+)", header))
+
+
+def _floats(header: str, name: str) -> list[float]:
+    values = re.search(rf"{name}\[\w+\] = \{{([^}}]*)\}}", header).group(1)
+    return [float(v.strip().rstrip("f")) for v in values.split(",")]
+
+
+@pytest.mark.parametrize("where, stem, array", [("run", "model_int8", "model_int8"),
+                                                ("bundle", "har_model_data", "g_har_model")])
+def test_c_array_and_constants_describe_the_model(stm32_bundle, int8_run, where, stem, array):
+    """The run directory (`har train --compress int8`) and the MCU bundle carry the same C export."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.run_dir import open_run
+
+    result, out = stm32_bundle
+    folder = int8_run if where == "run" else out
+    source, header = (folder / f"{stem}.cc").read_text(), (folder / f"{stem}.h").read_text()
+    assert f"alignas(16) const unsigned char {array}[] = {{" in source and f'#include "{stem}.h"' in source
     body = source.split("{", 1)[1].split("};", 1)[0]
     data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
     assert data == (int8_run / "model_int8.tflite").read_bytes()
-    assert f"g_har_model_len = {len(data)};" in source
+    assert f"{array}_len = {len(data)};" in source and f"extern const unsigned char {array}[];" in header
+    step = Interpreter(model_content=data).get_signature_runner("step")
+    (s_in, z_in), (s_out, z_out) = (step.get_input_details()["x_t"]["quantization"],
+                                    step.get_output_details()["spikes"]["quantization"])
+    run, d = open_run(int8_run), _defines(header)
+    assert np.float32(d["HAR_INPUT_SCALE"].rstrip("f")) == np.float32(s_in) and int(d["HAR_INPUT_ZERO_POINT"]) == z_in
+    assert np.float32(d["HAR_OUTPUT_SCALE"].rstrip("f")) == np.float32(s_out)
+    assert int(d["HAR_OUTPUT_ZERO_POINT"]) == z_out
+    assert (int(d["HAR_WINDOW"]), int(d["HAR_HOP"]), int(d["HAR_LANES"])) == (run.window, run.hop, 2)
+    assert int(d["HAR_NUM_CLASSES"]) == len(run.classes) and float(d["HAR_SAMPLE_RATE_HZ"].rstrip("f")) == run.fs_hz
+    assert re.findall(r'"(\w+)"', header.split("kHarLabels")[1]) == run.classes
+    assert np.array_equal(np.float32(_floats(header, "kHarMean")), run.normalization.mean.astype(np.float32))
+    assert np.array_equal(np.float32(_floats(header, "kHarStd")), run.normalization.std.astype(np.float32))
+    assert int(d["HAR_ARENA_BYTES"]) == result["arena"]["arena_bytes"]
 
 
 def test_resolver_registers_exactly_the_ops_litert_runs(stm32_bundle, int8_run):
@@ -47,6 +78,27 @@ def test_resolver_registers_exactly_the_ops_litert_runs(stm32_bundle, int8_run):
     assert set(registered) == camel
 
 
+_LANE_LIFE = """
+import sys
+import numpy as np
+from tflite_micro import runtime as tflm
+it = tflm.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=int(sys.argv[2]))
+x = np.zeros((1, 6), np.int8)
+it.set_input(x, 0); it.invoke(); it.reset(); it.set_input(x, 0); it.invoke()
+"""
+
+
+def test_measured_arena_is_the_smallest_that_works(stm32_bundle, int8_run):
+    """A lane's life on the firmware (allocate, invoke, reset, invoke) in a child process, since a too-small
+    arena may kill it: it works with the measured size and not with 16 bytes less. `har train` measured the same."""
+    arena = stm32_bundle[0]["arena"]["min_arena_bytes"]
+    model = str(int8_run / "model_int8.tflite")
+    lane = [sys.executable, "-c", _LANE_LIFE, model]
+    assert subprocess.run([*lane, str(arena)], capture_output=True).returncode == 0
+    assert subprocess.run([*lane, str(arena - 16)], capture_output=True).returncode != 0
+    assert json.loads((int8_run / "metrics.json").read_text())["stages"]["int8"]["tflm_arena_bytes"] == arena
+
+
 def test_arena_is_measured_and_runs_the_golden_window_in_tflm(stm32_bundle, int8_run):
     from tflite_micro import runtime as tflm
 
@@ -55,8 +107,6 @@ def test_arena_is_measured_and_runs_the_golden_window_in_tflm(stm32_bundle, int8
     result, out = stm32_bundle
     arena = result["arena"]
     assert arena["min_arena_bytes"] < arena["arena_bytes"] <= 1.1 * arena["min_arena_bytes"] + 16
-    config = (out / "har_model_config.h").read_text()
-    assert f"#define HAR_ARENA_BYTES {arena['arena_bytes']}" in config
     golden = (out / "har_golden.h").read_text()
     rows = re.findall(r"\{([-0-9.e, f]+)\},", golden.split("kHarGoldenWindow")[1].split("};")[0])
     window = np.array([[float(v.strip().rstrip("f")) for v in row.split(",")] for row in rows], np.float32)
@@ -75,11 +125,20 @@ def test_arena_is_measured_and_runs_the_golden_window_in_tflm(stm32_bundle, int8
 
 
 def test_tflm_and_litert_agree_on_held_out_windows(stm32_bundle):
+    """TFLM's int8 FULLY_CONNECTED rounds differently from LiteRT's by up to 1 LSB (toolchain.md section 7); a 1-LSB
+    membrane change can flip a spike, and the flip feeds back through the state, so later steps of that window may
+    differ too. Measured on this tiny model over five trainings (pruning makes them differ): 86-95 % of steps and
+    47-75 % of window spike counts identical; decisions agree on 94-100 % of these 32 windows (96-98 % of all 133
+    test windows), and differ only in sparse windows where LiteRT's winner led by at most 3 spikes (median lead
+    12-13). A 7-class model trained for 2 epochs (near chance) gave 87.5 %, leads of at most 4 spikes."""
     parity = stm32_bundle[0]["parity"]
-    assert parity["windows"] >= 8 and parity["steps"] == parity["windows"] * 40
-    assert parity["decision_agreement"] >= 0.9  # toolchain.md section 7: +-1 LSB FC rounding may flip near-ties
-    assert parity["step_outputs_exact"] >= 0.9
-    assert 0.0 <= parity["window_counts_exact"] <= 1.0
+    assert parity["windows"] >= 30 and parity["steps"] == parity["windows"] * 40
+    assert parity["step_outputs_exact"] >= 0.8  # the large majority of steps are bit-identical
+    assert parity["decision_agreement"] >= 0.85  # at most 4 of 32 decisions differ ...
+    assert parity["max_margin_where_decisions_differ"] in (None, 0, 1, 2, 3, 4)  # ... and only in near-ties
+    # the outputs are spikes quantised to -128 / 127, so a differing output is a flipped spike: 255 LSB apart
+    assert parity["step_spikes_exact"] == parity["step_outputs_exact"]
+    assert parity["max_output_diff_lsb"] in (0, 255)
 
 
 def test_report_fields(stm32_bundle):

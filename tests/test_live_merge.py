@@ -162,3 +162,17 @@ def test_a_silent_sensor_ends_the_segment_and_memory_stays_bounded():
     assert max(sizes) <= 50 * 6.5  # a few seconds of ACC, not the 23 s it ran alone
     assert not np.any((t > 2.0) & (t < 25.0))
     assert [s.t_s for s in out if s.new_segment] == [0.0, 25.0]
+
+
+def test_a_source_slower_than_the_model_is_interpolated():
+    # 12.5 Hz -> 20 Hz (upsampling): the kernel cuts off at 6.25 Hz, the slow signal comes through.
+    t = np.arange(0, 30, 1 / 12.5)
+    merger = StreamMerger(fs_out=20.0, fs_in=12.5)
+    out = []
+    for i in range(0, len(t), 3):
+        out += merger.push(ImuFrame(t[i : i + 3], signal(t[i : i + 3])[:, :3], signal(t[i : i + 3])[:, 3:]))
+    out += merger.flush()
+    times = np.array([s.t_s for s in out])
+    assert len(out) == int(t[-1] * 20) + 1
+    interior = (times > 1.0) & (times < t[-1] - 1.0)
+    assert np.abs(np.stack([s.x for s in out])[interior] - signal(times[interior])).max() < 0.01

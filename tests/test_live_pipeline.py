@@ -33,9 +33,9 @@ def torch_events(tiny_run):
     return events
 
 
-def offline_decisions(run):
+def offline_windows(run):
     """The decision windows computed directly: the test recordings concatenated at 50 Hz, resampled to the model
-    rate in one go by scipy, cut every hop, and classified by the float model's window forward."""
+    rate in one go by scipy, cut every hop, normalised; with each window's majority label."""
     recs = load_dataset("seglearn", run.classes).only_subjects(run.config["split"]["test"]).recordings
     x = np.concatenate([r.samples for r in recs]).astype(np.float64)
     labels = np.concatenate([[run.classes.index(r.label)] * len(r.samples) for r in recs])
@@ -45,9 +45,15 @@ def offline_decisions(run):
     sample_label = labels[np.floor(np.arange(n_model) * down / up + 0.5).astype(int)]
     starts = np.arange(0, n_model - run.window + 1, run.hop)
     windows = np.stack([run.normalization.apply(y[s : s + run.window]) for s in starts])
+    truth = np.array([Counter(sample_label[s : s + run.window]).most_common(1)[0][0] for s in starts])
+    return starts, windows, truth
+
+
+def offline_decisions(run):
+    """The offline windows classified by the float model's window forward (L2MU.forward)."""
+    starts, windows, truth = offline_windows(run)
     with torch.no_grad():
         pred = load_model(run)(torch.from_numpy(windows)).numpy().argmax(1)
-    truth = np.array([Counter(sample_label[s : s + run.window]).most_common(1)[0][0] for s in starts])
     return starts, pred, truth
 
 
@@ -69,6 +75,25 @@ def test_live_replay_matches_the_offline_window_forward(tiny_run, torch_events):
     offline_accuracy = float((pred == truth).mean())
     assert summary["correct_fraction"] == pytest.approx(float((live_pred == live_labels).mean()))
     assert summary["correct_fraction"] == pytest.approx(offline_accuracy, abs=0.02)
+
+
+def test_int8_l2mu_on_litert_matches_its_offline_windows(int8_run):
+    # The real int8 step model of `har train --compress int8`, chosen by default, against the same offline windows
+    # run through LiteRT one window at a time (deploy.step_runtimes.window_counts: reset, then step 40 samples).
+    from deploy.step_runtimes import LiteRTStep, window_counts
+
+    run = open_run(int8_run)
+    code, events, stderr = live("--run", str(int8_run), "--replay", "bundled", "--speed", "0", "--json")
+    assert code == 0, stderr
+    assert events[0]["backend"] == "litert" and "torch" not in stderr
+    starts, windows, truth = offline_windows(run)
+    pred = window_counts(LiteRTStep((int8_run / INT8_MODEL).read_bytes()), windows).argmax(1)
+    decisions = [e for e in events if e["event"] == "decision"]
+    assert len(decisions) == events[-1]["decisions"] == len(starts)
+    live_pred = np.array([run.classes.index(d["class"]) for d in decisions])
+    assert len(set(pred)) >= 2
+    assert (live_pred == pred).mean() >= 0.95
+    assert events[-1]["correct_fraction"] == pytest.approx(float((pred == truth).mean()), abs=0.02)
 
 
 def test_summary_reports_the_stream(torch_events):
@@ -115,6 +140,9 @@ def test_table_output_without_json(tiny_run, tmp_path):
     ([], "exactly one source"),
     (["--replay", "missing.csv"], "not found"),
     (["--replay", "bundled", "--speed", "-2"], "--speed"),
+    (["--ble", "AA:BB", "--speed", "2"], "--speed applies to --replay only"),
+    (["--replay", "bundled", "--profile", "pmd"], "--profile applies to --ble only"),
+    (["--replay", "bundled", "--device", "toaster"], "unknown device"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_run, args, message):
     code, _, stderr = live("--run", str(tiny_run), *args)

@@ -121,10 +121,12 @@ def evaluate(model, test: Windows, classes: list[str]) -> tuple[dict, dict]:
 
 def run_training(req: TrainRequest, console: Console) -> dict:
     """Run the whole job and write the run directory; returns the result that `--json` prints."""
-    from training.checkpoint import save_weights
-    from training.model_card import model_card
-    from training.plots import plot_confusion, plot_spike_raster, plot_training_curves
+    from training.config import L2MUConfig
 
+    try:
+        L2MUConfig(n_classes=2, **req.model)  # settings checked before any data is read
+    except (TypeError, ValueError) as exc:
+        raise HarError(f"bad model setting: {exc}") from None
     dataset = load_dataset(req.data, req.activities)
     if req.subjects:
         unknown = sorted(set(req.subjects) - set(dataset.subjects))
@@ -142,6 +144,10 @@ def run_training(req: TrainRequest, console: Console) -> dict:
               [holdout_split(subjects, req.seed, test=req.test_subjects, val=req.val_subjects)])
     console.print(f"{dataset.name}: {len(dataset.recordings)} recordings, {len(subjects)} subjects, "
                   f"{len(windows)} windows of {req.window} at {req.fs_hz:g} Hz, classes {', '.join(dataset.classes)}")
+    from training.checkpoint import save_weights  # torch: imported once the input is known to be good
+    from training.model_card import model_card
+    from training.plots import plot_confusion, plot_spike_raster, plot_training_curves
+
     run_dir = new_run_dir(req.runs_dir, req.name)
     folds = []
     for i, split in enumerate(splits):

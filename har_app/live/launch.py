@@ -29,7 +29,7 @@ class LiveRequest:
     ble: str | None = None
     ble_profile: str | None = None
     replay: str | None = None  # a CSV file or "bundled"
-    speed: float = 1.0
+    speed: float | None = None  # replay pace (default 1: real time)
     record: Path | None = None
     label: str | None = None  # label of recorded rows where the source carries none
     subject: str = "live"
@@ -44,7 +44,11 @@ def open_source(req: LiveRequest, run: Run) -> ImuSource:
     if req.replay is not None:
         from har_app.sources.replay import open_replay
 
-        return open_replay(req.replay, run, req.speed)
+        if req.ble_profile is not None:
+            raise HarError("--profile applies to --ble only")
+        return open_replay(req.replay, run, 1.0 if req.speed is None else req.speed)
+    if req.speed is not None:
+        raise HarError("--speed applies to --replay only: a watch streams in real time")
     from har_app.sources.ble import BleSource
 
     return BleSource(req.ble, profile=req.ble_profile)
@@ -58,14 +62,16 @@ def print_event(event: dict) -> None:
 def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
     """Run one session to its end (or Ctrl-C); returns the summary event."""
     run = open_run(req.run if req.run is not None else latest_run(req.runs_dir))
+    profile = load_profile(req.device)
+    if req.record is not None and req.record.is_dir():
+        raise HarError(f"--record needs a file name, {req.record} is a directory")
     source = open_source(req, run)
     backend = choose_backend(run, req.backend, lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
     runner = LaneRunner(open_lanes(run, backend, lanes_needed(run.window, run.hop)), run.window, run.hop,
                         run.normalization.apply)
-    profile = load_profile(req.device)
     speed = getattr(source, "speed", 1.0)  # a replay's pace; live sources run at 1
     title = f"har live: {run.path.name} on {req.ble or source.name} ({backend})"
-    view = LiveView(err, run.classes, title, req.device, speed)
+    view = LiveView(err, run.classes, title, profile.name, speed)
     recorder = Recorder(req.record, req.label, req.subject) if req.record else None
     session = LiveSession(run, source, runner, backend, profile,
                           on_event=print_event if req.json else (lambda e: None), recorder=recorder,
@@ -78,7 +84,7 @@ def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
     with view if err.is_terminal else contextlib.nullcontext():
         summary = asyncio.run(session.run_until_done())
     if not req.json:
-        out.print(summary_table(summary, f"har live: {run.path.name}, {backend}, device {req.device}"))
+        out.print(summary_table(summary, f"har live: {run.path.name}, {backend}, device {profile.name}"))
     if recorder is not None:
         err.print(f"recorded {recorder.rows} samples to {req.record}" if summary["recording_written"]
                   else f"nothing received: {req.record} not written", highlight=False)

@@ -25,7 +25,7 @@ from har_app.sources.base import ImuFrame
 
 KERNEL_PERIODS = 10  # half-width in periods of the slower rate (resample_poly: half_len = 10 * max(up, down))
 KAISER_BETA = 5.0  # resample_poly's default window ('kaiser', 5.0)
-HOLE_PERIODS = 2.5  # an input interval longer than this many nominal periods is a hole: interpolate linearly
+HOLE_PERIODS = 1.5  # an input interval longer than this many nominal periods is a hole: interpolate linearly
 SENSORS = ("acc", "gyro")
 TIME_EPS_S = 1e-9  # grid and sample times this close count as equal
 MAX_LEAD_S = 5.0  # one sensor this far ahead of the other: the other has stalled (bounds the memory held)

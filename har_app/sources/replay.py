@@ -34,7 +34,7 @@ class ReplaySource:
         self.t_s, self.samples, self.labels = monotonic_timeline(np.asarray(t_s, np.float64)), samples, labels
         self.speed, self.name, self.frame_samples = speed, name, frame_samples
         self.clock, self.sleep = clock, sleep
-        self.expected_rate_hz = 1.0 / float(np.median(np.diff(self.t_s)))
+        self.expected_rate_hz = round(1.0 / float(np.median(np.diff(self.t_s))), 6)
         self.stats = SourceStats()
 
     @property

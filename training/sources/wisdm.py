@@ -39,7 +39,7 @@ def parse_wisdm_file(path: Path) -> tuple[dict[tuple[str, str], np.ndarray], int
         except (AttributeError, ValueError):
             malformed += 1
             continue
-        if not np.all(np.isfinite(values)):
+        if not np.all(np.isfinite(values)) or m.group(2) not in ACTIVITIES:  # N matches [A-S] but is unused
             malformed += 1
             continue
         rows.setdefault((m.group(1), m.group(2)), []).append(values)

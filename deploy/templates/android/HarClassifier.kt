@@ -2,9 +2,10 @@
 //
 // The model is ONE time step: a normalised int8 6-axis sample in, the output spikes of that step out, with the
 // neuron state in resource variables inside the interpreter. A window is HarModelConfig.WINDOW steps from the zero
-// state; window k starts at sample k * HOP on lane k mod LANES, and each lane is its own Interpreter. The state is
-// reset by building a fresh Interpreter at the lane's window start: Interpreter.resetVariableTensors() resets
-// variable tensors but not resource variables (checked with the LiteRT 2.3 Python interpreter, the same C++ core).
+// state; window k starts at sample k * HOP on lane k mod LANES, and each lane is its own Interpreter. A step runs the
+// model's `step` signature (x_t -> spikes); at the lane's window start its state is zeroed by running the model's
+// `zero_state` signature (flag -> done). Interpreter.resetVariableTensors() would not do: it leaves resource variables
+// as they are (checked with the LiteRT 2.3 Python interpreter, the same C++ core).
 //
 // Gradle: implementation("com.google.ai.edge.litert:litert:<version>")  (package org.tensorflow.lite)
 package org.har.deploy
@@ -16,14 +17,19 @@ import org.tensorflow.lite.Interpreter
 
 class HarDecision(val classIndex: Int, val label: String, val confidence: Float, val counts: IntArray)
 
-class HarClassifier(private val model: ByteBuffer, private val threads: Int = 1) : AutoCloseable {
+class HarClassifier(model: ByteBuffer, threads: Int = 1) : AutoCloseable {
     private val nClasses = HarModelConfig.LABELS.size
     private val lanes = (HarModelConfig.WINDOW + HarModelConfig.HOP - 1) / HarModelConfig.HOP
-    private val interpreters = arrayOfNulls<Interpreter>(lanes)
+    private val interpreters = Array(lanes) {
+        model.rewind()
+        Interpreter(model, Interpreter.Options().setNumThreads(threads))
+    }
     private val starts = LongArray(lanes) { -1L }  // sample index where the lane's window began; -1 while idle
     private val counts = Array(lanes) { IntArray(nClasses) }
     private val input = ByteBuffer.allocateDirect(HarModelConfig.CHANNELS).order(ByteOrder.nativeOrder())
     private val output = ByteBuffer.allocateDirect(nClasses).order(ByteOrder.nativeOrder())
+    private val flag: ByteBuffer  // zero_state's inputs and outputs: their values do not matter
+    private val done: ByteBuffer
     private val inScale: Float
     private val inZero: Int
     private val outScale: Float
@@ -31,15 +37,23 @@ class HarClassifier(private val model: ByteBuffer, private val threads: Int = 1)
     private var index = 0L
 
     init {
-        val probe = newInterpreter()
-        probe.getInputTensor(0).quantizationParams().let { inScale = it.scale; inZero = it.zeroPoint }
-        probe.getOutputTensor(0).quantizationParams().let { outScale = it.scale; outZero = it.zeroPoint }
-        probe.close()
+        val first = interpreters[0]
+        val inQ = first.getInputTensorFromSignature("x_t", "step").quantizationParams()
+        val outQ = first.getOutputTensorFromSignature("spikes", "step").quantizationParams()
+        inScale = inQ.scale
+        inZero = inQ.zeroPoint
+        outScale = outQ.scale
+        outZero = outQ.zeroPoint
+        flag = ByteBuffer.allocateDirect(first.getInputTensorFromSignature("flag", "zero_state").numBytes())
+            .order(ByteOrder.nativeOrder())
+        done = ByteBuffer.allocateDirect(first.getOutputTensorFromSignature("done", "zero_state").numBytes())
+            .order(ByteOrder.nativeOrder())
     }
 
-    private fun newInterpreter(): Interpreter {
-        model.rewind()
-        return Interpreter(model, Interpreter.Options().setNumThreads(threads))
+    private fun zeroState(lane: Int) {
+        flag.rewind()
+        done.rewind()
+        interpreters[lane].runSignature(mapOf("flag" to flag), mapOf("done" to done), "zero_state")
     }
 
     /** Starts a new segment (e.g. after a gap in the sensor stream). */
@@ -57,8 +71,7 @@ class HarClassifier(private val model: ByteBuffer, private val threads: Int = 1)
         val i = index++
         if (i % HarModelConfig.HOP == 0L) {  // window i / HOP starts here, on its lane, from the zero state
             val lane = ((i / HarModelConfig.HOP) % lanes).toInt()
-            interpreters[lane]?.close()
-            interpreters[lane] = newInterpreter()
+            zeroState(lane)
             starts[lane] = i
             counts[lane].fill(0)
         }
@@ -73,7 +86,7 @@ class HarClassifier(private val model: ByteBuffer, private val threads: Int = 1)
             if (starts[lane] < 0) continue
             input.rewind()
             output.rewind()
-            interpreters[lane]!!.run(input, output)
+            interpreters[lane].runSignature(mapOf("x_t" to input), mapOf("spikes" to output), "step")
             for (c in 0 until nClasses) {
                 if (outScale * (output.get(c) - outZero) > 0.5f) counts[lane][c]++  // spike: s (q - z0) > 0.5
             }
@@ -95,6 +108,6 @@ class HarClassifier(private val model: ByteBuffer, private val threads: Int = 1)
     }
 
     override fun close() {
-        interpreters.forEach { it?.close() }
+        interpreters.forEach { it.close() }
     }
 }

@@ -37,28 +37,24 @@ def interpreter_class():
 
 
 class StepModel:
-    """One lane: the step model on its own interpreter. reset() builds a fresh interpreter, because
-    reset_all_variables() does not zero resource variables (the neuron state) in LiteRT."""
+    """One lane: the step model on its own interpreter, run through its `step` signature. reset() runs the
+    `zero_state` signature, which zeroes the neuron state (reset_all_variables() leaves resource variables as they
+    are in LiteRT)."""
 
     def __init__(self, model: bytes, threads: int) -> None:
-        self.Interpreter, _ = interpreter_class()
-        self.model, self.threads = model, threads
-        self.reset()
-        inp, out = self.it.get_input_details()[0], self.it.get_output_details()[0]
-        self.in_scale, self.in_zero = inp["quantization"]
-        self.out_scale, self.out_zero = out["quantization"]
+        Interpreter, _ = interpreter_class()
+        it = Interpreter(model_content=model, num_threads=threads)
+        self._step, self._zero = it.get_signature_runner("step"), it.get_signature_runner("zero_state")
+        self.in_scale, self.in_zero = self._step.get_input_details()["x_t"]["quantization"]
+        self.out_scale, self.out_zero = self._step.get_output_details()["spikes"]["quantization"]
+        self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
 
     def reset(self) -> None:
-        self.it = self.Interpreter(model_content=self.model, num_threads=self.threads)
-        self.it.allocate_tensors()
-        self.i_in = self.it.get_input_details()[0]["index"]
-        self.i_out = self.it.get_output_details()[0]["index"]
+        self._zero(flag=self._flag)
 
     def step(self, z: np.ndarray) -> np.ndarray:
         q = np.clip(np.round(z / self.in_scale + self.in_zero), -128, 127).astype(np.int8)[None]  # q = round(z/s) + z0
-        self.it.set_tensor(self.i_in, q)
-        self.it.invoke()
-        out = self.it.get_tensor(self.i_out)[0].astype(np.float32)
+        out = self._step(x_t=q)["spikes"][0].astype(np.float32)
         return (self.out_scale * (out - self.out_zero) > 0.5).astype(np.int64)  # spike: s (q - z0) > 0.5
 
 

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "har_model_config.h"
+#include "har_model_data.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` (install + the main job on the bundled data) and
+# `make test` (install + the test suite). Both create .venv and install torch==2.13.0 first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install system-deps demo test bench
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The SSH push tests start a real sshd; the BLE tests start a private dbus-daemon.
+system-deps:
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v dbus-daemon >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client dbus; \
+	fi
+	@mkdir -p /run/sshd 2>/dev/null || true
+
+demo: install
+	$(VENV)/bin/har train --compress int8
+
+test: install system-deps
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/compare.py

@@ -1,0 +1,3 @@
+from har_app.cli import main
+
+main()

@@ -1,0 +1,136 @@
+"""`har train --compress int8` on a slice of real data: pruning, the int8 step graph, LiteRT vs TFLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli import assert_one_line_error, har, json_out
+
+from training.errors import HarError
+
+SLICE = ["--subjects", "3,4,5,6", "--activities", "PEN,ABD,FEL", "--test-subjects", "4", "--val-subjects", "3",
+         "--epochs", "2", "--hidden", "12", "--memory", "4", "--batch-size", "32", "--finetune-epochs", "2",
+         "--calibration-windows", "16"]
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    result = json_out(har("train", *SLICE, "--compress", "int8", "--sparsity", "0.6", "--runs-dir", str(runs),
+                          "--json"))
+    return result, Path(result["run_dir"])
+
+
+def test_compress_json_and_artifacts(compressed):
+    result, run = compressed
+    pruned, int8 = result["stages"]["pruned"], result["stages"]["int8"]
+    for key in ("accuracy_litert", "accuracy_tflm", "agreement_with_float", "tflite_bytes", "tflm_arena_bytes", "ops"):
+        assert key in int8
+    assert 0 <= int8["accuracy_litert"] <= 1 and 0 <= int8["agreement_with_float"] <= 1
+    assert int8["tflite_bytes"] == (run / "model_int8.tflite").stat().st_size
+    assert (run / "model_fp32.tflite").stat().st_size > int8["tflite_bytes"]
+    assert "pruned" in json.loads((run / "metrics.json").read_text())["stages"]
+    source = (run / "model_int8.cc").read_text()
+    assert "alignas(16) const unsigned char model_int8[]" in source
+    assert f"model_int8_len = {int8['tflite_bytes']};" in source
+    header = (run / "model_int8.h").read_text()
+    assert '"PEN", "ABD", "FEL"' in header and "#define HAR_WINDOW 40" in header
+    assert (run / "quantization_report.md").read_text().startswith("# Quantisation report")
+    assert pruned["sparsity"] == pytest.approx(0.6, abs=0.03)
+
+
+def test_every_pruned_weight_matrix_reaches_the_target_sparsity(compressed):
+    from safetensors.numpy import load_file
+
+    result, run = compressed
+    weights = load_file(str(run / "weights_pruned.safetensors"))
+    for name in ("encoder", "decoder", "e_x", "e_h", "e_m", "w_x", "w_h", "w_m", "out"):
+        w = weights[f"{name}.weight"]
+        reached = float(np.mean(w == 0))  # counted here, not taken from the report
+        assert 0.6 - 1 / w.size <= reached, name  # n weights can only reach multiples of 1/n (rounded)
+        assert reached <= 0.6 + 1 / w.size or name == "e_m", name  # e_m starts at zero: extra zeros are its own
+        assert result["stages"]["pruned"]["sparsity_per_layer"][name] == pytest.approx(reached)
+
+
+def test_int8_ops_are_tflm_builtins_and_the_model_runs_in_tflm(compressed):
+    from tflite_micro import runtime as tflm
+
+    _, run = compressed
+    ops = set(json.loads((run / "metrics.json").read_text())["stages"]["int8"]["ops"])
+    # TFLM builtins (toolchain.md, trap 13); nothing Flex, nothing TFLM lacks (SELECT, REDUCE_PROD, SIGN...)
+    tflm_has = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "GREATER", "SELECT_V2", "QUANTIZE", "DEQUANTIZE", "RESHAPE",
+                "CONCATENATION", "GATHER", "STRIDED_SLICE", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE",
+                "ASSIGN_VARIABLE"}
+    assert ops <= tflm_has
+    interp = tflm.Interpreter.from_bytes((run / "model_int8.tflite").read_bytes())
+    assert interp.get_input_details(0)["shape"].tolist() == [1, 6]  # subgraph 0 is the step, not zero_state
+    interp.set_input(np.zeros((1, 6), np.int8), 0)
+    interp.invoke()
+    assert interp.get_output(0).shape == (1, 3)
+
+
+def _test_windows(run: Path, n: int = 24) -> np.ndarray:
+    from training.run_dir import open_run
+    from training.sources import load_dataset
+    from training.windowing import make_windows
+
+    r = open_run(run)
+    w = make_windows(load_dataset("seglearn", ["PEN", "ABD", "FEL"]).only_subjects(["4"]), 20.0, 40, 20)
+    return r.normalization.apply(w.x[:n])
+
+
+def test_litert_and_tflm_agree_on_test_windows(compressed):
+    from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
+
+    _, run = compressed
+    model, x = (run / "model_int8.tflite").read_bytes(), _test_windows(run)
+    litert, tflm = window_counts(LiteRTStep(model), x), window_counts(TFLMStep(model), x)
+    # int8 FULLY_CONNECTED rounding may differ by 1 LSB between the runtimes and flip a near-threshold spike
+    assert np.mean(np.abs(litert - tflm).sum(1) <= 2) >= 0.8
+    assert np.mean(litert.argmax(1) == tflm.argmax(1)) >= 0.8
+
+
+def test_zero_state_signature_resets_like_a_fresh_interpreter(compressed):
+    from deploy.step_runtimes import LiteRTStep, window_counts
+
+    _, run = compressed
+    model, x = (run / "model_fp32.tflite").read_bytes(), _test_windows(run, 6)
+    reused = window_counts(LiteRTStep(model), x)  # one interpreter, zero_state between windows
+    fresh = np.array([window_counts(LiteRTStep(model), w[None])[0] for w in x])
+    assert np.array_equal(reused, fresh)
+
+
+def test_fp32_step_graph_matches_the_torch_model_exactly(compressed):
+    import torch
+
+    from deploy.step_runtimes import LiteRTStep, window_counts
+    from training.checkpoint import load_model
+    from training.run_dir import open_run
+
+    _, run = compressed
+    x = _test_windows(run, 12)
+    torch_counts = load_model(open_run(run), "weights_pruned.safetensors")(torch.from_numpy(x)).detach().numpy()
+    assert np.array_equal(window_counts(LiteRTStep((run / "model_fp32.tflite").read_bytes()), x), torch_counts)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_tflite_is_a_clear_error(compressed, tmp_path, damage):
+    from deploy.step_runtimes import LiteRTStep, TFLMStep
+
+    _, run = compressed
+    good = (run / "model_int8.tflite").read_bytes()
+    bad = good[: len(good) // 3] if damage == "truncate" else b"TFL3" + bytes(range(256)) * 8
+    for runner in (LiteRTStep, TFLMStep):
+        with pytest.raises(HarError):
+            runner(bad)
+    broken = tmp_path / "broken-run"
+    import shutil
+
+    shutil.copytree(run, broken)
+    (broken / "model_int8.tflite").write_bytes(bad)
+    proc = har("deploy", "--device", "rpi4", "--run", str(broken), "--out", str(tmp_path / "bundle"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
