@@ -44,7 +44,9 @@ def step_ops(model_config: dict) -> dict:
     current_sums = 2 * cfg.memory_size + 2 * cfg.hidden_size  # the three-term sums into u and h
     fed_back = RECOMPUTED_SPIKE_OPS * (cfg.hidden_size + sizes["m"])
     elementwise = neurons * per_neuron + biases + current_sums + fed_back
-    parameters = sum(macs.values()) - macs["a_b_bar"] + biases  # A_bar, B_bar are fixed, not trained
+    # A_bar, B_bar are fixed, not trained; learned neuron constants: beta and threshold (and alpha) per population
+    neuron_constants = len(sizes) * (3 if cfg.neuron == "synaptic" else 2) if cfg.learn_neuron_params else 0
+    parameters = sum(macs.values()) - macs["a_b_bar"] + biases + neuron_constants
     ops = len(macs) + len(sizes) * per_neuron + 4 + 2 * RECOMPUTED_SPIKE_OPS
     return {"macs": sum(macs.values()), "elementwise": elementwise, "ops": ops, "weights": macs,
             "neurons": neurons, "parameters": parameters}

@@ -29,7 +29,7 @@ def test_zoh_discretisation_matches_the_reference_test_vector():
 def _hand_model() -> L2MU:
     """One neuron per population (P=E=O=M=d=H=1), two classes, every population beta = 0.5, threshold = 1."""
     cfg = L2MUConfig(n_classes=2, pop_per_channel=1, encoder_size=1, encoder_out=1, memory_size=1, order=1,
-                     hidden_size=1, neuron_params={p: (0.5, 1.0) for p in
+                     hidden_size=1, learn_neuron_params=False, neuron_params={p: (0.5, 1.0) for p in
                                                   ("channel", "encoder", "decoder", "u", "m", "h", "out")})
     m = L2MU(cfg)
     with torch.no_grad():

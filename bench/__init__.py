@@ -1,0 +1,1 @@
+"""Benchmarks: performance measurements that never run as timed test assertions."""

@@ -1,0 +1,102 @@
+"""The shared protocol every contender follows: the same data, subject-grouped folds, window, rate and
+normalisation (fitted on the training subjects of each fold), and the two run sizes (full and --quick)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.normalization import Normalization
+from training.sources import load_dataset
+from training.splits import SubjectSplit, kfold_splits
+from training.windowing import Windows, make_windows
+
+FS_HZ = 20.0
+WINDOW = 40
+HOP = 20
+SEED = 42
+AUGMENT_DEG = 20.0  # the L2MU's wrist-rotation augmentation, given to every trained peer too
+BATCH_SIZE = 128
+LR = 2e-3  # Adam with cosine decay, as the L2MU trains
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    folds: int
+    subjects: int | None  # use the first N subjects of the data (None: all)
+    epochs: int  # L2MU and neural peers: at most this many epochs, early stop on validation accuracy
+    patience: int
+    finetune_epochs: int  # L2MU pruning fine-tune before int8
+    calibration_windows: int
+    forest_trees: int
+    timed_decisions: int  # decisions timed per contender and fold (interleaved across contenders)
+
+    def describe(self) -> str:
+        subjects = f"the first {self.subjects} subjects" if self.subjects else "all subjects"
+        return (f"{self.mode} run: {self.folds} subject-grouped folds over {subjects}; at most {self.epochs} epochs "
+                f"(early stop after {self.patience} without a better validation accuracy), "
+                f"{self.finetune_epochs} pruning fine-tune epochs and {self.calibration_windows} calibration windows "
+                f"for the L2MU int8 step; {self.forest_trees} trees; {self.timed_decisions} timed decisions per "
+                "model and fold")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = Settings("full", folds=5, subjects=None, epochs=40, patience=8, finetune_epochs=6, calibration_windows=128,
+                forest_trees=100, timed_decisions=200)
+QUICK = Settings("quick", folds=2, subjects=6, epochs=3, patience=3, finetune_epochs=1, calibration_windows=16,
+                 forest_trees=20, timed_decisions=25)
+
+
+@dataclass
+class Fold:
+    """One fold's windows: raw SI `train` (for augmentation) and normalised `val`/`test`, plus the statistics."""
+
+    index: int
+    split: SubjectSplit
+    classes: list[str]
+    norm: Normalization
+    train_raw: Windows
+    val: Windows
+    test: Windows
+    workdir: Path
+    l2mu_run: Path | None = None  # set once the fold's L2MU run exists (the ONNX peer exports its float weights)
+
+    @property
+    def train(self) -> Windows:
+        return Windows(self.norm.apply(self.train_raw.x), self.train_raw.y, self.train_raw.subjects)
+
+
+@dataclass
+class Data:
+    spec: str
+    name: str
+    classes: list[str]
+    subjects: list[str]
+    windows: Windows
+
+
+def load_data(spec: str, subjects: int | None) -> Data:
+    dataset = load_dataset(spec)
+    chosen = dataset.subjects[:subjects] if subjects else dataset.subjects
+    dataset = dataset.only_subjects(chosen)
+    return Data(spec, dataset.name, dataset.classes, chosen, make_windows(dataset, FS_HZ, WINDOW, HOP))
+
+
+def folds(data: Data, settings: Settings, workdir: Path) -> list[Fold]:
+    """The same subject-grouped folds `har train --cv` uses, each normalised with its training subjects."""
+    out = []
+    for i, split in enumerate(kfold_splits(data.subjects, settings.folds, SEED)):
+        train, val, test = (data.windows.of_subjects(s) for s in (split.train, split.val, split.test))
+        norm = Normalization.fit(train.x)
+        out.append(Fold(i, split, data.classes, norm, train, Windows(norm.apply(val.x), val.y, val.subjects),
+                        Windows(norm.apply(test.x), test.y, test.subjects), workdir / f"fold-{i + 1}"))
+    return out
+
+
+def seeded(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
