@@ -43,6 +43,7 @@ def train(
     memory: int = typer.Option(16, help="Memory channels M."),
     order: int = typer.Option(4, help="Legendre order d."),
     theta: float = typer.Option(10.0, help="LMU window theta in steps."),
+    current_noise: float = typer.Option(0.0, help="Training noise on input currents (x threshold); int8 robustness."),
     learn_neuron_params: bool = typer.Option(True, "--learn-neuron-params/--fixed-neuron-params",
                                              help="Learn one beta and threshold per population."),
     epochs: int = typer.Option(60, help="Maximum epochs."),
@@ -71,7 +72,7 @@ def train(
         data=data, activities=csv_list(activities), subjects=csv_list(subjects), fs_hz=rate, window=window, hop=hop,
         cv=cv, test_subjects=csv_list(test_subjects), val_subjects=csv_list(val_subjects),
         model={"neuron": neuron.value, "hidden_size": hidden, "memory_size": memory, "order": order, "theta": theta,
-               "learn_neuron_params": learn_neuron_params},
+               "learn_neuron_params": learn_neuron_params, "current_noise": current_noise},
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, runs_dir=runs_dir, name=name,
         compress=compress.value, sparsity=sparsity, finetune_epochs=finetune_epochs,
         calibration_windows=calibration_windows)

@@ -122,3 +122,14 @@ def test_bad_config_values_are_named():
     with pytest.raises(ValueError, match="population 'u'"):
         L2MUConfig(n_classes=3, neuron_params={**{p: (0.5, 1.0) for p in
                                                   ("channel", "encoder", "decoder", "m", "h", "out")}, "u": (1.5, 1.0)})
+
+
+def test_current_noise_acts_in_training_only():
+    torch.manual_seed(0)
+    m = L2MU(L2MUConfig(n_classes=3, hidden_size=8, memory_size=2, current_noise=0.5))
+    x = torch.randn(4, 20, 6)
+    m.eval()
+    quiet = m(x)
+    assert torch.equal(quiet, m(x))  # evaluation (and so export) is deterministic
+    m.train()
+    assert not torch.equal(m(x), quiet)

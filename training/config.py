@@ -37,6 +37,7 @@ class L2MUConfig:
     hidden_size: int = 64
     neuron_params: dict = field(default_factory=lambda: dict(DEFAULT_NEURON_PARAMS))
     alpha: float = 0.5  # synaptic current decay, Synaptic variant only
+    current_noise: float = 0.0  # training only: Gaussian noise on every input current, std = this x threshold
     learn_neuron_params: bool = True  # learn one beta and one threshold per population (starting from neuron_params)
 
     def __post_init__(self) -> None:

@@ -64,6 +64,8 @@ class L2MU(nn.Module):
 
     def _fire(self, pop: str, current: torch.Tensor, state: State, new: State) -> torch.Tensor:
         lif = self.lif[pop]
+        if self.training and self.cfg.current_noise > 0:  # robustness to int8 rounding of membranes
+            current = current + torch.randn_like(current) * (self.cfg.current_noise * self.cfg.neuron_params[pop][1])
         if self.cfg.neuron == "synaptic":
             # I_syn[t] = a I_syn[t-1] + I[t];  U[t] = b U[t-1] + I_syn[t] - R[t] thr;  S[t] = H(U[t] - thr)
             spk, new[f"syn_{pop}"], new[f"mem_{pop}"] = lif(current, state[f"syn_{pop}"], state[f"mem_{pop}"])

@@ -1,0 +1,87 @@
+"""Ours: the L2MU of one fold, trained, pruned and converted by `har train --compress int8` itself
+(training.pipeline.run_training with the fold's test and validation subjects), as three contenders: the float
+model in torch, and the int8 streaming step on LiteRT and on the TensorFlow Lite Micro interpreter."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+
+from bench.contender import Contender, Workload
+from bench.protocol import AUGMENT_DEG, BATCH_SIZE, LR, SEED, WINDOW, Data, Fold, Settings
+from deploy.opcount import step_ops
+from training.errors import HarError
+from training.run_dir import Run, open_run
+
+
+def train(fold: Fold, data: Data, settings: Settings, all_subjects: bool, console: Console) -> dict:
+    """`har train --compress int8` on the fold's split; sets `fold.l2mu_run`. Returns the training result."""
+    from training.pipeline import TrainRequest, run_training
+
+    req = TrainRequest(data=data.spec, subjects=None if all_subjects else data.subjects,
+                       test_subjects=fold.split.test, val_subjects=fold.split.val, epochs=settings.epochs,
+                       patience=settings.patience, batch_size=BATCH_SIZE, lr=LR, seed=SEED, augment_deg=AUGMENT_DEG,
+                       compress="int8", finetune_epochs=settings.finetune_epochs,
+                       calibration_windows=settings.calibration_windows, runs_dir=fold.workdir, name="l2mu")
+    result = run_training(req, console)
+    run = open_run(result["run_dir"])
+    if run.config["split"] != fold.split.to_dict() or not np.allclose(run.normalization.mean, fold.norm.mean):
+        raise HarError(f"fold {fold.index + 1}: the L2MU run's split or normalisation differs from the benchmark's", 1)
+    if "int8" not in result["stages"]:
+        raise HarError(f"fold {fold.index + 1}: the L2MU run has no int8 stage (interrupted?)", 130)
+    fold.l2mu_run = run.path
+    return result
+
+
+def _float_contender(run: Run, result: dict, step: dict) -> Contender:
+    import torch
+
+    from training.checkpoint import load_model
+    from training.loop import predict_counts
+
+    model = load_model(run)
+    stage = result["stages"]["float"]
+
+    def decide(z: np.ndarray) -> int:
+        with torch.no_grad():
+            return int(model(torch.from_numpy(z[None])).argmax(1)[0])
+
+    return Contender("l2mu_float", "L2MU float", ours=True, runtime="torch", format="float32 safetensors",
+                     decide=decide, predict=lambda zs: predict_counts(model, zs).argmax(1),
+                     params=result["model"]["params"], model_bytes=(run.path / "weights.safetensors").stat().st_size,
+                     arena_bytes=None, macs=stage["effective_macs_per_window"],
+                     acs=stage["effective_acs_per_window"], dense_macs=step["macs"] * WINDOW, workload=None,
+                     notes=["the trained model before pruning; torch does not deploy to the device profiles (the "
+                            "ONNX row is its deployable float form)"])
+
+
+def _int8_contender(run: Run, result: dict, step: dict, runtime: str) -> Contender:
+    from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
+    from deploy.tflite_model import inspect_step_model
+
+    model = (run.path / "model_int8.tflite").read_bytes()
+    info = inspect_step_model(model)
+    lane = LiteRTStep(model, num_threads=1) if runtime == "LiteRT" else TFLMStep(model)
+    stages = result["stages"]
+    work = stages.get("pruned", stages["float"])  # the int8 graph holds the pruned weights
+
+    def decide(z: np.ndarray) -> int:
+        return int(window_counts(lane, z[None])[0].argmax())  # window-many steps from the zero state
+
+    key = "l2mu_int8_" + ("litert" if runtime == "LiteRT" else "tflm")
+    sparsity = stages.get("pruned", {}).get("sparsity", 0.0)
+    return Contender(key, "L2MU int8 step", ours=True, runtime=runtime, format="int8 .tflite", decide=decide,
+                     predict=lambda zs: window_counts(lane, zs).argmax(1), params=result["model"]["params"],
+                     model_bytes=len(model), arena_bytes=stages["int8"]["tflm_arena_bytes"],
+                     macs=work["effective_macs_per_window"], acs=work["effective_acs_per_window"],
+                     dense_macs=step["macs"] * WINDOW,
+                     workload=Workload(step["macs"], step["elementwise"], info.main_operators, WINDOW),
+                     notes=[f"{sparsity:.0%} of weights pruned (stored dense), {info.main_operators} operators per "
+                            f"step, {WINDOW} steps per decision"])
+
+
+def contenders(result: dict) -> list[Contender]:
+    run = open_run(result["run_dir"])
+    step = step_ops(run.config["model"])
+    return [_float_contender(run, result, step), _int8_contender(run, result, step, "LiteRT"),
+            _int8_contender(run, result, step, "TFLM")]

@@ -1,0 +1,185 @@
+"""Rendering a benchmark result: BENCHMARKS.md (tables, wins and losses, method), the JSON file and a PNG of
+accuracy against estimated energy per decision."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from deploy.energy import SYNOP_CAVEAT
+from training.atomic import atomic_path, write_text
+from training.run_dir import to_json
+
+from bench.summary import PROFILES
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    """Three significant digits, thousands separators, '—' for no value."""
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0"
+    rounded = float(f"{v:.{digits}g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 10 ** (digits - 1) else f"{rounded:,.{digits}g}"
+
+
+def _int(v: float | None) -> str:
+    return "—" if v is None else f"{round(v):,}"
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def _name(m: dict) -> str:
+    return f"**{m['label']}** (ours)" if m["ours"] else m["label"]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def accuracy_table(models: list[dict]) -> list[str]:
+    return _table(
+        ["Model", "Runtime", "Accuracy", "Macro-F1", "Params", "Model bytes", "TFLM arena bytes",
+         "MACs / decision", "ACs / decision", "MACs executed / decision"],
+        [[_name(m), m["runtime"], _pm(m["accuracy"], m["accuracy_std"]), _pm(m["macro_f1"], m["macro_f1_std"]),
+          _int(m["params"]), f"{_int(m['model_bytes'])} ({m['format']})", _int(m["arena_bytes"]), _num(m["macs"]),
+          _num(m["acs"]), _num(m["dense_macs"])] for m in models])
+
+
+def latency_table(models: list[dict]) -> list[str]:
+    header = ["Model", "Runtime", "Host latency median (µs)", "Host p99 (µs)"]
+    for name in PROFILES:
+        header += [f"{name} latency (µs, estimate)", f"{name} energy (µJ, estimate)"]
+    rows = []
+    for m in models:
+        row = [_name(m), m["runtime"], _num(m["latency_median_us"]), _num(m["latency_p99_us"])]
+        for name in PROFILES:
+            d = m["devices"].get(name)
+            row += [_num(d["latency_us"]), _num(d["energy_uj"])] if d else ["—", "—"]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _verdict(r: dict) -> str:
+    if r["factor"] == float("inf"):
+        return "L2MU better" if r["l2mu_wins"] else "L2MU worse"
+    return f"L2MU {'better' if r['l2mu_wins'] else 'worse'} ×{r['factor']:.2f}"
+
+
+def ratio_table(ratios: list[dict]) -> list[str]:
+    return _table(["Column", "L2MU int8 step", "Best peer", "Peer value", "Ours / peer", "Verdict"],
+                  [[r["title"], _num(r["ours"]), f"{r['best_peer']} ({r['best_peer_runtime']})", _num(r["peer"]),
+                    f"{r['ratio']:.3g}", _verdict(r)] for r in ratios])
+
+
+def wins_and_losses(ratios: list[dict]) -> list[str]:
+    def line(r: dict) -> str:
+        return f"{r['title']}: {_num(r['ours'])} vs {_num(r['peer'])} ({r['best_peer']}), ×{r['factor']:.2f}"
+
+    wins = [line(r) for r in ratios if r["l2mu_wins"]]
+    losses = [line(r) for r in ratios if not r["l2mu_wins"]]
+    return (["**L2MU int8 wins** on: " + ("; ".join(wins) if wins else "no column") + ".", "",
+             "**L2MU int8 loses** on: " + ("; ".join(losses) if losses else "no column") + "."])
+
+
+def markdown(result: dict, png: str) -> str:
+    d, p, h, models = result["data"], result["protocol"], result["host"], result["models"]
+    ran = time.strftime("%Y-%m-%d", time.localtime())
+    lines = [
+        "# Benchmarks: L2MU against what you would otherwise ship", "",
+        f"{'Interrupted ' if result['interrupted'] else ''}{result['mode'].capitalize()} run of "
+        f"`python bench/compare.py{' --quick' if result['mode'] == 'quick' else ''}` on {ran}: "
+        f"{result['seconds'] / 60:.1f} min on {h['cpu']} ({h['cores']} cores shared with other work; load average "
+        f"{h['load_average_at_start'][0]:.1f} at start, {h['load_average_at_end'][0]:.1f} at end). "
+        f"{result['description']}.", "",
+        f"**Protocol, identical for every model:** {d['name']} (`--data {d['spec']}`), {len(d['subjects'])} subjects, "
+        f"{d['windows']:,} windows of {p['window']} samples at {p['fs_hz']:g} Hz (hop {p['hop']}), classes "
+        f"{', '.join(d['classes'])}; {p['folds_run']} {p['split']} (seed {p['seed']}); {p['normalisation']}; random "
+        f"wrist rotation up to {p['augmentation_deg']:g}° while training; Adam with cosine decay and early stopping "
+        "on the validation subject for every neural model. Measured in this run: accuracy, macro-F1, sizes, TFLM "
+        "arena, host latency. Estimated (labelled): device latency and energy.", "",
+        "## Accuracy, size and operations", "",
+        *accuracy_table(models), "",
+        "Accuracy and macro-F1: mean ± std over folds, on every test window, computed from the runtime named in the "
+        "row. Params: trained values (forest: tree nodes). Model bytes: the deployable file (forest: estimated "
+        "compact C arrays). TFLM arena: the smallest tensor arena in which the real TFLM kernels (tflite_micro) "
+        "allocate and run the model (`deploy.tflm_arena_probe`); — where TFLM cannot run it. MACs / ACs: for the "
+        "L2MU the effective (NeuroBench) MACs on real-valued inputs and accumulates on spikes, from each fold's "
+        "`metrics.json` (int8 rows: the pruned model); for peers the MACs of their layer shapes. MACs executed: "
+        "what dense int8 kernels compute (TFLM and LiteRT have no sparse kernels), the basis of the estimates.", "",
+        "## Latency and energy per decision", "",
+        "A decision classifies one window of 40 samples; one is made every hop (20 samples = 1 s). For the L2MU "
+        "step a decision is 40 invocations of the step graph from the zero state (2 staggered lanes × 20 steps).", "",
+        *latency_table(models), "",
+        f"Host latency: measured in this run on {h['cpu']}, one thread per runtime, from a normalised window to a "
+        "class (quantisation included), median and p99 over every timed decision of all folds. The contenders took "
+        "turns window by window in a rotating order, so load from other work hit them alike and the ratios hold. "
+        "Device columns are **estimates**, not measurements: the same method for every model, "
+        "`deploy.energy.estimate_latency` (cycles = MACs × cycles/MAC + elementwise × cycles/op + graph operators × "
+        "dispatch cycles, at the profile's clock) and E = t × active power, with the constants and sources in "
+        "`device_profiles/stm32l4r5.toml` and `rpi4.toml`. The forest has no interpreter (0 operators); the "
+        "float ONNX model is costed with the int8 constants (a lower bound for float kernels).", "",
+        f"![accuracy against estimated energy per decision]({png})", "",
+        "## L2MU int8 step against the best peer, column by column", "",
+        "Ours: the L2MU int8 streaming step on LiteRT. Best peer: the best value among the four peers on that "
+        "column (the forest is left out of the MAC columns: it only compares). Ratio = ours / peer.", "",
+        *ratio_table(result["ratios"]), "",
+        *wins_and_losses(result["ratios"]), "",
+        "## Notes per model", "",
+        *[f"- {m['label']} ({m['runtime']}): {'; '.join(m['notes'])}." for m in models], "",
+        f"The L2MU's effective MACs/ACs would matter on neuromorphic hardware; such synaptic-operation energy "
+        f"estimates {SYNOP_CAVEAT}.", "",
+        "## Folds", "",
+        *_table(["Fold", "Test subjects", "Validation", "Test windows", "Seconds (L2MU / peers / measuring)"],
+                [[str(f["fold"]), ",".join(f["split"]["test"]), ",".join(f["split"]["val"]), str(f["test_windows"]),
+                  f"{f['seconds']['l2mu']:.0f} / "
+                  f"{sum(v for k, v in f['seconds'].items() if k not in ('l2mu', 'measure', 'total')):.0f} / "
+                  f"{f['seconds']['measure']:.0f}"] for f in result["folds"]]), "",
+        f"Machine-readable: `{os.path.basename(result['outputs']['json'])}` (every fold, every basis). Models of "
+        f"every fold: `{os.path.relpath(result['outputs']['artifacts'], os.path.dirname(result['outputs']['markdown']))}/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PROFILES), figsize=(6 * len(PROFILES), 4.6), sharey=True)
+    for ax, name in zip(axes, PROFILES):
+        for m in result["models"]:
+            if name not in m["devices"]:
+                continue
+            x = m["devices"][name]["energy_uj"]
+            style = dict(marker="*", markersize=14, color="tab:red") if m["ours"] else dict(marker="o", color="tab:blue")
+            ax.errorbar(x, m["accuracy"], yerr=m["accuracy_std"], capsize=3, linestyle="none", **style)
+            ax.annotate(f"{m['label']}\n({m['runtime']})", (x, m["accuracy"]), textcoords="offset points",
+                        xytext=(6, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"energy per decision on {name} (µJ, estimate from op counts)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("accuracy (mean ± std over folds)")
+    fig.suptitle(f"{result['data']['name']}: accuracy against estimated energy per decision "
+                 f"({result['protocol']['folds_run']} subject-grouped folds; ★ = L2MU)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def write_report(result: dict, out) -> None:
+    """BENCHMARKS.json, the PNG and BENCHMARKS.md (which links the PNG by a relative path)."""
+    write_text(out.json, to_json(result))
+    plot(result, out.png)
+    write_text(out.markdown, markdown(result, os.path.relpath(out.png, out.markdown.parent)))
+
+
+def summary_text(result: dict) -> str:
+    """What the command prints on stdout without --json: the three tables."""
+    models = result["models"]
+    return "\n".join([*accuracy_table(models), "", *latency_table(models), "", *ratio_table(result["ratios"]), ""])
