@@ -15,13 +15,12 @@ into runs/bench-quick/ (--quick) or DIR (--out). Model files of every fold are k
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import platform
+import resource
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +60,18 @@ def outputs(out: Path | None, settings: Settings, stamp: str) -> Outputs:
                    folder / f"{stamp}-{settings.mode}")
 
 
-def host() -> dict:
+def host(load_at_start: list[float]) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), None) if Path("/proc/cpuinfo").exists() else None
     return {"machine": platform.machine(), "cpu": cpu or platform.processor() or None, "cores": os.cpu_count(),
-            "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())}
+            "python": platform.python_version(), "load_average_at_start": load_at_start,
+            "load_average_at_end": list(os.getloadavg())}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its children (the TFLM arena probes), user + system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def record(c: Contender, scores: dict, times: list[float], reported: float | None) -> dict:
@@ -103,29 +109,31 @@ def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tu
     with console.status(f"{label}: scoring {len(contenders)} contenders on {len(fold.test)} test windows"):
         scores = {c.key: accuracy(c, fold.test.x, fold.test.y, fold.classes) for c in contenders}
     pick = np.random.default_rng(SEED + fold.index).permutation(len(fold.test))[:settings.timed_decisions]
-    with console.status(f"{label}: timing {len(pick)} decisions per contender, interleaved"), torch_on_one_thread():
+    with console.status(f"{label}: timing {len(pick)} decisions per contender, interleaved"):
         times = time_decisions(contenders, fold.test.x[pick])
     seconds["measure"] = time.time() - t0
     records = [record(c, scores[c.key], times[c.key], reported.get(c.key)) for c in contenders]
     return records, times, seconds
 
 
-@contextlib.contextmanager
-def torch_on_one_thread() -> Iterator[None]:
-    """torch on one thread while timing, like every other runtime here."""
+def one_thread_each() -> None:
+    """torch, TensorFlow (before its first op) and, through their own settings, LiteRT, ONNX Runtime and
+    scikit-learn on one thread: for the timing, and because OpenMP threads spinning on a shared 2-core machine
+    make torch training tens of times slower."""
     import torch
 
-    threads = torch.get_num_threads()
+    from deploy.tf_env import import_tensorflow
+
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    tf = import_tensorflow()
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> dict:
-    started = time.time()
+    started, load_at_start = time.time(), list(os.getloadavg())
     data = load_data(spec, settings.subjects)
+    one_thread_each()
     console.print(f"{settings.describe()}\n{data.name}: {len(data.subjects)} subjects, {len(data.windows)} windows "
                   f"of {WINDOW} at {FS_HZ:g} Hz (hop {HOP}), classes {', '.join(data.classes)}")
     fold_records, samples, interrupted = [], {}, False
@@ -155,8 +163,8 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
                      "folds_run": len(fold_records), "split": "subject-grouped K-fold (training.splits.kfold_splits), "
                      "1 validation subject per fold", "normalisation": "per-channel z-score fitted on each fold's "
                      "training subjects", "augmentation_deg": AUGMENT_DEG, "threads": 1},
-        "host": {**host(), "load_average_at_end": list(os.getloadavg())},
-        "seconds": round(time.time() - started, 1), "ours": OURS,
+        "host": host(load_at_start),
+        "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds(), 1), "ours": OURS,
         "models": models, "ratios": ratios(models), "folds": fold_records,
         "outputs": {k: str(v) for k, v in vars(out).items()},
     }

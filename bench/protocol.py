@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from training.normalization import Normalization
 from training.sources import load_dataset
 from training.splits import SubjectSplit, kfold_splits
@@ -87,16 +85,15 @@ def load_data(spec: str, subjects: int | None) -> Data:
     return Data(spec, dataset.name, dataset.classes, chosen, make_windows(dataset, FS_HZ, WINDOW, HOP))
 
 
+def make_fold(index: int, windows: Windows, split: SubjectSplit, classes: list[str], workdir: Path) -> Fold:
+    """A fold's windows, normalised with statistics of its training subjects only."""
+    train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
+    norm = Normalization.fit(train.x)
+    return Fold(index, split, classes, norm, train, Windows(norm.apply(val.x), val.y, val.subjects),
+                Windows(norm.apply(test.x), test.y, test.subjects), workdir)
+
+
 def folds(data: Data, settings: Settings, workdir: Path) -> list[Fold]:
-    """The same subject-grouped folds `har train --cv` uses, each normalised with its training subjects."""
-    out = []
-    for i, split in enumerate(kfold_splits(data.subjects, settings.folds, SEED)):
-        train, val, test = (data.windows.of_subjects(s) for s in (split.train, split.val, split.test))
-        norm = Normalization.fit(train.x)
-        out.append(Fold(i, split, data.classes, norm, train, Windows(norm.apply(val.x), val.y, val.subjects),
-                        Windows(norm.apply(test.x), test.y, test.subjects), workdir / f"fold-{i + 1}"))
-    return out
-
-
-def seeded(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
+    """The same subject-grouped folds `har train --cv K` makes."""
+    return [make_fold(i, data.windows, split, data.classes, workdir / f"fold-{i + 1}")
+            for i, split in enumerate(kfold_splits(data.subjects, settings.folds, SEED))]

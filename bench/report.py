@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import time
 
+from bench.summary import PROFILES
 from deploy.energy import SYNOP_CAVEAT
 from training.atomic import atomic_path, write_text
 from training.run_dir import to_json
-
-from bench.summary import PROFILES
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -150,17 +149,20 @@ def plot(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PROFILES), figsize=(6 * len(PROFILES), 4.6), sharey=True)
+    fig, axes = plt.subplots(1, len(PROFILES), figsize=(6.5 * len(PROFILES), 4.8), sharey=True)
     for ax, name in zip(axes, PROFILES):
+        shown: set[tuple[str, float]] = set()  # one point per model: the device estimate ignores the host runtime
         for m in result["models"]:
-            if name not in m["devices"]:
+            if name not in m["devices"] or (m["label"], m["devices"][name]["energy_uj"]) in shown:
                 continue
             x = m["devices"][name]["energy_uj"]
+            shown.add((m["label"], x))
             style = dict(marker="*", markersize=14, color="tab:red") if m["ours"] else dict(marker="o", color="tab:blue")
             ax.errorbar(x, m["accuracy"], yerr=m["accuracy_std"], capsize=3, linestyle="none", **style)
-            ax.annotate(f"{m['label']}\n({m['runtime']})", (x, m["accuracy"]), textcoords="offset points",
-                        xytext=(6, 4), fontsize=7)
+            ax.annotate(m["label"], (x, m["accuracy"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
         ax.set_xscale("log")
+        xs = [x for _, x in shown]
+        ax.set_xlim(min(xs) / 3, max(xs) * 20)  # room for the labels
         ax.set_xlabel(f"energy per decision on {name} (µJ, estimate from op counts)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("accuracy (mean ± std over folds)")

@@ -4,6 +4,7 @@ The exporter unrolls the 40 time steps into one graph."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,13 @@ OPSET = 17
 
 
 def export(model, path: Path) -> None:
-    """The whole-window forward (x (1, T, 6) -> spike counts (1, C)) as ONNX, TorchScript-based exporter."""
+    """The whole-window forward (x (1, T, 6) -> spike counts (1, C)) as ONNX with the TorchScript-based exporter:
+    the paper-era exporter, 5 s here against ~30-60 s for the dynamo exporter (whose graph has ~3,100 nodes instead
+    of ~4,800 and ran ~2.8x faster per window in ONNX Runtime in a one-off check)."""
     import torch
 
-    with atomic_path(path) as tmp, torch.no_grad():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notice and snnTorch's tracer warnings
         torch.onnx.export(model, (torch.zeros(1, WINDOW, 6),), str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=["x"], output_names=["counts"])
 
