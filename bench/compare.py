@@ -80,7 +80,7 @@ def record(c: Contender, scores: dict, times: list[float], reported: float | Non
     return {"key": c.key, "label": c.label, "ours": c.ours, "runtime": c.runtime, "format": c.format,
             **scores, "accuracy_reported_by_har_train": reported, "params": c.params,
             "model_bytes": c.model_bytes, "arena_bytes": c.arena_bytes, "macs": c.macs, "acs": c.acs,
-            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload),
+            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload), "epochs": c.epochs,
             "latency_us": {"median": float(np.median(times)), "p99": float(np.percentile(times, 99)),
                            "n": len(times)}, "notes": c.notes}
 
@@ -153,7 +153,8 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
             raise HarError("interrupted before the first fold finished: nothing to report", 130) from None
         console.print(f"[yellow]interrupted: reporting the {len(fold_records)} finished folds[/]")
     keys = [r["key"] for r in fold_records[0]["models"]]
-    models = [summarise_model([m for f in fold_records for m in f["models"] if m["key"] == k], samples[k]) for k in keys]
+    models = [summarise_model([m for f in fold_records for m in f["models"] if m["key"] == key], samples[key])
+              for key in keys]
     return {
         "benchmark": "har bench/compare.py", "mode": settings.mode, "settings": settings.to_dict(),
         "description": settings.describe(), "interrupted": interrupted,
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK.describe()}")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    parser.add_argument("--data", default=DEFAULT_DATA, help="data source: seglearn (bundled real watch data), wisdm:PATH or csv:DIR")
+    parser.add_argument("--data", default=DEFAULT_DATA,
+                        help="data source: seglearn (the bundled real watch data), wisdm:PATH or csv:DIR")
     parser.add_argument("--out", type=Path, help="folder for BENCHMARKS.md, BENCHMARKS.json, the PNG and models")
     args = parser.parse_args(argv)
     console = Console(stderr=True)

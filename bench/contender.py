@@ -43,6 +43,7 @@ class Contender:
     acs: float | None  # per decision: the L2MU's effective accumulates on spikes; None for non-spiking models
     dense_macs: float  # per decision: the MACs the runtime actually executes (dense kernels)
     workload: Workload | None  # None: the model is not deployable to the device profiles as is
+    epochs: int | None = None  # training epochs run (early stopping), for trained neural models
     notes: list[str] = field(default_factory=list)
 
 

@@ -33,6 +33,14 @@ def train(fold: Fold, data: Data, settings: Settings, all_subjects: bool, consol
     return result
 
 
+def _synop_note(stage: dict) -> str:
+    from deploy.energy import snn_synop_energy
+
+    e = snn_synop_energy(stage["effective_macs_per_window"], stage["effective_acs_per_window"])
+    return (f"NeuroBench-style synaptic-operation energy {e['value']:.3g} µJ per window (estimate: {e['basis']}; "
+            "for neuromorphic hardware, not these devices)")
+
+
 def _float_contender(run: Run, result: dict, step: dict) -> Contender:
     import torch
 
@@ -51,8 +59,9 @@ def _float_contender(run: Run, result: dict, step: dict) -> Contender:
                      params=result["model"]["params"], model_bytes=(run.path / "weights.safetensors").stat().st_size,
                      arena_bytes=None, macs=stage["effective_macs_per_window"],
                      acs=stage["effective_acs_per_window"], dense_macs=step["macs"] * WINDOW, workload=None,
+                     epochs=result["training"]["epochs_run"],
                      notes=["the trained model before pruning; torch does not deploy to the device profiles (the "
-                            "ONNX row is its deployable float form)"])
+                            "ONNX row is its deployable float form)", _synop_note(stage)])
 
 
 def _int8_contender(run: Run, result: dict, step: dict, runtime: str) -> Contender:
@@ -76,8 +85,9 @@ def _int8_contender(run: Run, result: dict, step: dict, runtime: str) -> Contend
                      macs=work["effective_macs_per_window"], acs=work["effective_acs_per_window"],
                      dense_macs=step["macs"] * WINDOW,
                      workload=Workload(step["macs"], step["elementwise"], info.main_operators, WINDOW),
+                     epochs=result["training"]["epochs_run"],
                      notes=[f"{sparsity:.0%} of weights pruned (stored dense), {info.main_operators} operators per "
-                            f"step, {WINDOW} steps per decision"])
+                            f"step, {WINDOW} steps per decision", _synop_note(work)])
 
 
 def contenders(result: dict) -> list[Contender]:

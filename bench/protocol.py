@@ -44,7 +44,9 @@ class Settings:
         return asdict(self)
 
 
-FULL = Settings("full", folds=5, subjects=None, epochs=40, patience=8, finetune_epochs=6, calibration_windows=128,
+# The full run trains with `har train`'s defaults (60 epochs, patience 12, 12 fine-tune epochs, 128 calibration
+# windows); the forest has scikit-learn's default 100 trees.
+FULL = Settings("full", folds=5, subjects=None, epochs=60, patience=12, finetune_epochs=12, calibration_windows=128,
                 forest_trees=100, timed_decisions=200)
 QUICK = Settings("quick", folds=2, subjects=6, epochs=3, patience=3, finetune_epochs=1, calibration_windows=16,
                  forest_trees=20, timed_decisions=25)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
-from bench.summary import PROFILES
+from bench.summary import COLUMNS, OURS, PROFILES, outcome
 from deploy.energy import SYNOP_CAVEAT
 from training.atomic import atomic_path, write_text
 from training.run_dir import to_json
@@ -61,30 +62,78 @@ def latency_table(models: list[dict]) -> list[str]:
     return _table(header, rows)
 
 
+COUNTS = ("params", "model_bytes", "arena_bytes")  # shown exactly, everything else to 3 significant digits
+POINTS = ("accuracy", "macro_f1")  # differences also given in percentage points
+MARKS = {"win": "✔", "loss": "✘", "par": "="}
+
+
+def _value(column: str, v: float) -> str:
+    return _int(v) if column in COUNTS else _num(v)
+
+
 def _verdict(r: dict) -> str:
-    if r["factor"] == float("inf"):
-        return "L2MU better" if r["l2mu_wins"] else "L2MU worse"
-    return f"L2MU {'better' if r['l2mu_wins'] else 'worse'} ×{r['factor']:.2f}"
+    if r["outcome"] == "par":
+        return "on par"
+    word = "better" if r["outcome"] == "win" else "worse"
+    gap = f" ({100 * (r['ours'] - r['peer']):+.1f} points)" if r["column"] in POINTS else ""
+    return f"L2MU {word} ×{r['factor']:.2f}{gap}" if r["factor"] != float("inf") else f"L2MU {word}"
 
 
 def ratio_table(ratios: list[dict]) -> list[str]:
-    return _table(["Column", "L2MU int8 step", "Best peer", "Peer value", "Ours / peer", "Verdict"],
-                  [[r["title"], _num(r["ours"]), f"{r['best_peer']} ({r['best_peer_runtime']})", _num(r["peer"]),
-                    f"{r['ratio']:.3g}", _verdict(r)] for r in ratios])
+    return _table(["Column", "L2MU int8 step (LiteRT)", "Best peer", "Peer value", "Ours / peer", "Verdict"],
+                  [[r["title"], _value(r["column"], r["ours"]), f"{r['best_peer']}, {r['best_peer_runtime']}",
+                    _value(r["column"], r["peer"]), _num(r["ratio"]), _verdict(r)] for r in ratios])
 
 
 def wins_and_losses(ratios: list[dict]) -> list[str]:
     def line(r: dict) -> str:
-        return f"{r['title']}: {_num(r['ours'])} vs {_num(r['peer'])} ({r['best_peer']}), ×{r['factor']:.2f}"
+        return (f"- {r['title']}: {_value(r['column'], r['ours'])} against {_value(r['column'], r['peer'])} for "
+                f"{r['best_peer']}: {_verdict(r)}")
 
-    wins = [line(r) for r in ratios if r["l2mu_wins"]]
-    losses = [line(r) for r in ratios if not r["l2mu_wins"]]
-    return (["**L2MU int8 wins** on: " + ("; ".join(wins) if wins else "no column") + ".", "",
-             "**L2MU int8 loses** on: " + ("; ".join(losses) if losses else "no column") + "."])
+    out = []
+    for outcome, heading in (("win", "Where the L2MU int8 step wins"), ("loss", "Where it loses"),
+                             ("par", "Where it is on par")):
+        rows = [line(r) for r in ratios if r["outcome"] == outcome]
+        if rows or outcome != "par":
+            out += [f"**{heading}** (against the best peer of each column):", "", *(rows or ["- nowhere"]), ""]
+    return out
+
+
+def peer_matrix(result: dict) -> list[str]:
+    """Ours / each peer on every column: ✔ where the L2MU int8 step is better, ✘ where worse, = on par."""
+    peers = [m for m in result["models"] if not m["ours"]]
+    rows = []
+    for column, title, higher in COLUMNS:
+        ours = next(m for m in result["models"] if m["key"] == OURS).get(column)
+        if ours is None:
+            continue
+        cells = []
+        for p in peers:
+            v = p.get(column)
+            if v is None or (v == 0 and "macs" in column):
+                cells.append("—")
+                continue
+            ratio = ours / v
+            cells.append(f"{_num(ratio)} {MARKS[outcome(ratio, higher)]}")
+        rows.append([title, *cells])
+    return _table(["Column", *[f"{p['label']}, {p['runtime']}" for p in peers]], rows)
+
+
+def _epochs(m: dict) -> list[str]:
+    if not m["epochs_per_fold"]:
+        return []
+    return [f"epochs run per fold (early stopping) {', '.join(map(str, m['epochs_per_fold']))}"]
+
+
+def _dispatch(m: dict) -> list[str]:
+    if not m["devices"] or not any(d["dispatch_fraction"] for d in m["devices"].values()):
+        return []
+    shares = ", ".join(f"{m['devices'][name]['dispatch_fraction']:.0%} ({name})" for name in PROFILES)
+    return [f"share of its estimated device cycles spent dispatching graph operators: {shares}"]
 
 
 def markdown(result: dict, png: str) -> str:
-    d, p, h, models = result["data"], result["protocol"], result["host"], result["models"]
+    d, p, h, o, models = result["data"], result["protocol"], result["host"], result["outputs"], result["models"]
     ran = time.strftime("%Y-%m-%d", time.localtime())
     lines = [
         "# Benchmarks: L2MU against what you would otherwise ship", "",
@@ -125,19 +174,23 @@ def markdown(result: dict, png: str) -> str:
         "Ours: the L2MU int8 streaming step on LiteRT. Best peer: the best value among the four peers on that "
         "column (the forest is left out of the MAC columns: it only compares). Ratio = ours / peer.", "",
         *ratio_table(result["ratios"]), "",
-        *wins_and_losses(result["ratios"]), "",
+        *wins_and_losses(result["ratios"]),
+        "Against each peer (ours / peer; ✔ where the L2MU int8 step is better, ✘ worse, = on par):", "",
+        *peer_matrix(result), "",
         "## Notes per model", "",
-        *[f"- {m['label']} ({m['runtime']}): {'; '.join(m['notes'])}." for m in models], "",
-        f"The L2MU's effective MACs/ACs would matter on neuromorphic hardware; such synaptic-operation energy "
-        f"estimates {SYNOP_CAVEAT}.", "",
+        "Numbers inside the notes are of the last fold.", "",
+        *[f"- {m['label']} ({m['runtime']}): {'; '.join(_epochs(m) + m['notes'] + _dispatch(m))}." for m in models],
+        "",
+        "The L2MU's effective MACs and ACs (and the synaptic-operation energy in its notes) would matter on "
+        f"neuromorphic hardware; such an estimate {SYNOP_CAVEAT}.", "",
         "## Folds", "",
         *_table(["Fold", "Test subjects", "Validation", "Test windows", "Seconds (L2MU / peers / measuring)"],
                 [[str(f["fold"]), ",".join(f["split"]["test"]), ",".join(f["split"]["val"]), str(f["test_windows"]),
                   f"{f['seconds']['l2mu']:.0f} / "
                   f"{sum(v for k, v in f['seconds'].items() if k not in ('l2mu', 'measure', 'total')):.0f} / "
                   f"{f['seconds']['measure']:.0f}"] for f in result["folds"]]), "",
-        f"Machine-readable: `{os.path.basename(result['outputs']['json'])}` (every fold, every basis). Models of "
-        f"every fold: `{os.path.relpath(result['outputs']['artifacts'], os.path.dirname(result['outputs']['markdown']))}/`.",
+        f"Machine-readable: `{Path(o['json']).name}` (every fold, every basis). The models of every fold (L2MU "
+        f"run directories, .tflite, .onnx) stay in `{os.path.relpath(o['artifacts'], Path(o['markdown']).parent)}/`.",
         "",
     ]
     return "\n".join(lines)
@@ -157,7 +210,9 @@ def plot(result: dict, path) -> None:
                 continue
             x = m["devices"][name]["energy_uj"]
             shown.add((m["label"], x))
-            style = dict(marker="*", markersize=14, color="tab:red") if m["ours"] else dict(marker="o", color="tab:blue")
+            ours = m["ours"]
+            style = {"marker": "*" if ours else "o", "markersize": 14 if ours else 6,
+                     "color": "tab:red" if ours else "tab:blue"}
             ax.errorbar(x, m["accuracy"], yerr=m["accuracy_std"], capsize=3, linestyle="none", **style)
             ax.annotate(m["label"], (x, m["accuracy"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
         ax.set_xscale("log")

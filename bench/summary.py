@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deploy.energy import estimate_energy_per_decision, estimate_latency
+from deploy.energy import estimate_energy_per_decision, estimate_latency, step_cycles
 from deploy.profiles import load_profile
 
 PROFILES = ("stm32l4r5", "rpi4")
@@ -20,11 +20,12 @@ COLUMNS = (
     ("arena_bytes", "TFLM arena bytes", False),
     ("macs", "MACs per decision (L2MU: effective)", False),
     ("dense_macs", "MACs executed per decision (dense kernels)", False),
-    ("latency_median_us", "host latency per decision, median", False),
-    ("latency_p99_us", "host latency per decision, p99", False),
-    ("energy_stm32l4r5_uj", "energy per decision, stm32l4r5 (estimate)", False),
-    ("energy_rpi4_uj", "energy per decision, rpi4 (estimate)", False),
+    ("latency_median_us", "host latency per decision, median (µs)", False),
+    ("latency_p99_us", "host latency per decision, p99 (µs)", False),
+    ("energy_stm32l4r5_uj", "energy per decision, stm32l4r5 (µJ, estimate)", False),
+    ("energy_rpi4_uj", "energy per decision, rpi4 (µJ, estimate)", False),
 )
+TIE = 0.005  # ratios within 0.5 % of 1 are reported as on par
 
 
 def device_estimates(workload: dict | None) -> dict:
@@ -36,7 +37,8 @@ def device_estimates(workload: dict | None) -> dict:
         profile = load_profile(name)
         ops = {k: workload[k] for k in ("macs", "elementwise", "ops")}
         latency = estimate_latency(profile, ops, workload["invocations"])
-        out[name] = {"latency_us": latency["per_decision"],
+        dispatch = ops["ops"] * profile.overhead_cycles_per_op / step_cycles(profile, ops) if ops["ops"] else 0.0
+        out[name] = {"latency_us": latency["per_decision"], "dispatch_fraction": dispatch,
                      "energy_uj": estimate_energy_per_decision(profile, latency["per_decision"], False)["value"],
                      "estimate": True, "basis": latency["basis"] + f"; E = t x {profile.active_mw:g} mW"}
     return out
@@ -49,9 +51,9 @@ def _mean(records: list[dict], key: str) -> float | None:
 
 def summarise_model(records: list[dict], samples: list[float]) -> dict:
     """One model over its folds: `records` hold each fold's measurements, `samples` every timed decision (us)."""
-    first = records[-1]
+    last = records[-1]
     acc, f1 = np.array([r["accuracy"] for r in records]), np.array([r["macro_f1"] for r in records])
-    out = {k: first[k] for k in ("key", "label", "ours", "runtime", "format", "notes")}
+    out = {k: last[k] for k in ("key", "label", "ours", "runtime", "format", "notes")}
     out.update({
         "folds": len(records), "accuracy": float(acc.mean()), "accuracy_std": float(acc.std()),
         "macro_f1": float(f1.mean()), "macro_f1_std": float(f1.std()),
@@ -59,16 +61,24 @@ def summarise_model(records: list[dict], samples: list[float]) -> dict:
         "arena_bytes": max((r["arena_bytes"] for r in records if r["arena_bytes"] is not None), default=None),
         "macs": _mean(records, "macs"), "acs": _mean(records, "acs"), "dense_macs": _mean(records, "dense_macs"),
         "latency_median_us": float(np.median(samples)), "latency_p99_us": float(np.percentile(samples, 99)),
-        "timed_decisions": len(samples),
+        "timed_decisions": len(samples), "epochs_per_fold": [r["epochs"] for r in records if r["epochs"]],
     })
     devices = [r["devices"] for r in records if r["devices"]]
     out["devices"] = {name: {"latency_us": float(np.mean([d[name]["latency_us"] for d in devices])),
                              "energy_uj": float(np.mean([d[name]["energy_uj"] for d in devices])),
+                             "dispatch_fraction": float(np.mean([d[name]["dispatch_fraction"] for d in devices])),
                              "estimate": True, "basis": devices[-1][name]["basis"]}
                       for name in PROFILES} if devices else {}
     for name in PROFILES:
         out[f"energy_{name}_uj"] = out["devices"][name]["energy_uj"] if out["devices"] else None
     return out
+
+
+def outcome(ratio: float, higher_is_better: bool) -> str:
+    """'win', 'loss' or 'par' (within TIE of 1) for ours / peer = ratio."""
+    if abs(ratio - 1) < TIE:
+        return "par"
+    return "win" if (ratio > 1) == higher_is_better else "loss"
 
 
 def ratios(models: list[dict], ours_key: str = OURS) -> list[dict]:
@@ -83,9 +93,8 @@ def ratios(models: list[dict], ours_key: str = OURS) -> list[dict]:
             continue
         best = (max if higher else min)(valid, key=lambda p: p[column])
         ratio = ours[column] / best[column] if best[column] else float("inf")
-        wins = ratio >= 1 if higher else ratio <= 1
+        factor = ratio if ratio >= 1 else (1 / ratio if ratio else float("inf"))
         rows.append({"column": column, "title": title, "higher_is_better": higher, "ours": ours[column],
                      "best_peer": best["label"], "best_peer_runtime": best["runtime"], "peer": best[column],
-                     "ratio": ratio, "l2mu_wins": bool(wins),
-                     "factor": ratio if ratio >= 1 else (1 / ratio if ratio else float("inf"))})
+                     "ratio": ratio, "factor": factor, "outcome": outcome(ratio, higher)})
     return rows

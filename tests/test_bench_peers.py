@@ -101,7 +101,8 @@ def test_ratio_of_ours_to_the_best_peer_points_the_right_way():
 
     rows = {r["column"]: r for r in ratios([model("l2mu_int8_litert", True, 0.8, 100.0, 50.0),
                                             model("a", False, 0.9, 400.0, 200.0), model("b", False, 0.6, 50.0, 0.0)])}
-    assert rows["accuracy"]["best_peer"] == "a" and not rows["accuracy"]["l2mu_wins"]
+    assert rows["accuracy"]["best_peer"] == "a" and rows["accuracy"]["outcome"] == "loss"
     assert rows["accuracy"]["ratio"] == pytest.approx(0.8 / 0.9)
     assert rows["latency_median_us"]["best_peer"] == "b" and rows["latency_median_us"]["factor"] == pytest.approx(2.0)
-    assert rows["macs"]["best_peer"] == "a" and rows["macs"]["l2mu_wins"]  # b has no MACs: left out of MAC columns
+    assert rows["latency_median_us"]["outcome"] == "loss"
+    assert rows["macs"]["best_peer"] == "a" and rows["macs"]["outcome"] == "win"  # b has no MACs: not in MAC columns

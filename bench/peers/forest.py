@@ -63,4 +63,5 @@ def contender(fold: Fold, settings: Settings) -> Contender:
         acs=None, dense_macs=0, workload=Workload(0, feature_ops + comparisons, ops=0, invocations=1),
         notes=[f"max depth {MAX_DEPTH}, {splits + leaves:,} nodes, {comparisons:.0f} comparisons per decision; "
                f"{feature_ops:,} elementwise operations for the {features(fold.test.x[:1]).shape[1]} features; "
-               "on a device it is compiled C (no interpreter, no TFLM arena); params = tree nodes"])
+               "on a device it is compiled C (no interpreter, no TFLM arena); params = tree nodes; its host latency is "
+               "scikit-learn's predict on one window, mostly per-call overhead"])

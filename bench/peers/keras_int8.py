@@ -151,6 +151,6 @@ def contender(key: str, label: str, build: Callable[[int], object], fold: Fold, 
     return Contender(key, label, ours=False, runtime="LiteRT", format="int8 .tflite", decide=runner.decide,
                      predict=runner.predict, params=int(model.count_params()), model_bytes=len(int8),
                      arena_bytes=measure_arena(int8).min_arena_bytes, macs=work.macs, acs=None,
-                     dense_macs=work.macs, workload=work,
-                     notes=[f"{epochs} epochs; {conversion}; {len(ops)} operators per invoke "
+                     dense_macs=work.macs, workload=work, epochs=epochs,
+                     notes=[f"{conversion}; {len(ops)} operators per invoke "
                             f"({', '.join(sorted(set(ops)))})"])
