@@ -93,8 +93,6 @@ def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tu
                   f", {len(fold.train_raw)} training / {len(fold.test)} test windows")
     t0 = time.time()
     result = ours.train(fold, data, settings, settings.subjects is None, console)
-    if result["training"]["interrupted"]:
-        raise KeyboardInterrupt
     seconds["l2mu"] = time.time() - t0
     contenders = ours.contenders(result)
     int8 = result["stages"]["int8"]

@@ -137,7 +137,7 @@ def markdown(result: dict, png: str) -> str:
     ran = time.strftime("%Y-%m-%d", time.localtime())
     lines = [
         "# Benchmarks: L2MU against what you would otherwise ship", "",
-        f"{'Interrupted ' if result['interrupted'] else ''}{result['mode'].capitalize()} run of "
+        f"{'Interrupted ' + result['mode'] if result['interrupted'] else result['mode'].capitalize()} run of "
         f"`python bench/compare.py{' --quick' if result['mode'] == 'quick' else ''}` on {ran}: "
         f"{result['seconds'] / 60:.1f} min on {h['cpu']} ({h['cores']} cores shared with other work; load average "
         f"{h['load_average_at_start'][0]:.1f} at start, {h['load_average_at_end'][0]:.1f} at end). "
