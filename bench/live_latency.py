@@ -70,7 +70,8 @@ def live_cpu(run_path: Path, seconds: float) -> dict:
     """CPU time of the live loop over `seconds` of 100 Hz input replayed in real time."""
     from deploy.profiles import load_profile
     from har_app.live.backends import open_lanes
-    from har_app.live.runtime import LaneRunner, lanes_needed
+    from har_app.live.runtime import LaneRunner
+    from training.run_dir import lanes_needed
     from har_app.live.session import LiveSession
     from har_app.sources.replay import ReplaySource, bundled_test_recordings
     from training.run_dir import open_run

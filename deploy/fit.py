@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from deploy.profiles import DeviceProfile
 from training.errors import HarError
-from training.run_dir import Run
+from training.run_dir import Run, lanes_needed
 
 DOES_NOT_FIT = 3  # exit code of a model that exceeds the device's budget
 
 
 def lane_count(run: Run) -> int:
-    """Overlapping windows, each with its own state copy: L = ceil(window / hop)."""
-    return -(-run.window // run.hop)
+    """Overlapping windows of the run, each with its own state copy."""
+    return lanes_needed(run.window, run.hop)
 
 
 def check_fit(profile: DeviceProfile, model_bytes: int, arena_bytes: int, lanes: int, state_bytes: int) -> dict:

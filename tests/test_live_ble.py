@@ -13,7 +13,8 @@ from rig.emulated_watch import DEVICE_EPOCH_NS
 
 from deploy.profiles import load_profile
 from har_app.live.backends import open_lanes
-from har_app.live.runtime import LaneRunner, lanes_needed
+from har_app.live.runtime import LaneRunner
+from training.run_dir import lanes_needed
 from har_app.live.session import LiveSession
 from har_app.sources.ble import BleSource, ReconnectPolicy
 from har_app.sources.replay import ReplaySource

@@ -10,7 +10,8 @@ import torch
 
 from har_app.live.backends import TorchStep
 from har_app.live.merge import ModelSample, StreamMerger
-from har_app.live.runtime import LaneRunner, decide, lanes_needed
+from har_app.live.runtime import LaneRunner, decide
+from training.run_dir import lanes_needed
 from har_app.sources.base import ImuFrame
 from training.checkpoint import load_model
 from training.run_dir import open_run

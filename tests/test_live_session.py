@@ -8,7 +8,8 @@ from rich.console import Console
 
 from deploy.profiles import load_profile
 from har_app.live.backends import open_lanes
-from har_app.live.runtime import LaneRunner, lanes_needed
+from har_app.live.runtime import LaneRunner
+from training.run_dir import lanes_needed
 from har_app.live.session import LiveSession
 from har_app.live.view import LiveView, summary_table
 from har_app.sources.record import Recorder

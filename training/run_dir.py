@@ -20,6 +20,11 @@ NORMALIZATION = "normalization.json"
 METRICS = "metrics.json"
 
 
+def lanes_needed(window: int, hop: int) -> int:
+    """Overlapping windows in flight, each with its own state copy: L = ceil(window / hop)."""
+    return -(-window // hop)
+
+
 def new_run_dir(runs_root: Path, name: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
     path = Path(runs_root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"

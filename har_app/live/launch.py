@@ -12,14 +12,14 @@ from pathlib import Path
 from rich.console import Console
 
 from har_app.live.backends import choose_backend, open_lanes
-from har_app.live.runtime import LaneRunner, lanes_needed
+from har_app.live.runtime import LaneRunner
 from deploy.profiles import load_profile
 from har_app.live.session import LiveSession
 from har_app.live.view import LiveView, summary_table
 from har_app.sources.base import ImuSource
 from har_app.sources.record import Recorder
 from training.errors import HarError
-from training.run_dir import Run, latest_run, open_run
+from training.run_dir import Run, lanes_needed, latest_run, open_run
 
 
 @dataclass

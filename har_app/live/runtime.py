@@ -17,6 +17,7 @@ import numpy as np
 
 from har_app.live.backends import StepModel
 from har_app.live.merge import ModelSample
+from training.run_dir import lanes_needed
 
 LATENCY_HISTORY = 100_000  # step latencies kept for the percentiles (the most recent ones)
 
@@ -35,10 +36,6 @@ def decide(counts: np.ndarray) -> tuple[int, float]:
     total = float(counts.sum())
     best = int(np.argmax(counts))
     return best, float(counts[best]) / total if total > 0 else 0.0
-
-
-def lanes_needed(window: int, hop: int) -> int:
-    return -(-window // hop)  # ceil(window / hop)
 
 
 @dataclass
