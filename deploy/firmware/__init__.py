@@ -1,0 +1,1 @@
+"""Firmware harness (API documented below once complete)."""

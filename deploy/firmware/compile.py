@@ -1,0 +1,28 @@
+"""Running compiler commands in parallel: a failure raises with the compiler's message, diagnostics are returned."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+from training.errors import HarError
+
+BUILD_FAILED = 3
+
+
+def run_compiles(jobs: list[list[str]], what: str = "TFLM library") -> list[str]:
+    """Run every compile command (each has `-c SOURCE`); returns the compilers' non-empty stderr texts (warnings);
+    raises HarError (exit 3) with the first failure's message."""
+    def run(cmd: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    diagnostics = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for cmd, done in zip(jobs, pool.map(run, jobs)):
+            source = cmd[cmd.index("-c") + 1]
+            if done.returncode != 0:
+                raise HarError(f"{what} build failed on {source}:\n{done.stderr.strip()}", BUILD_FAILED)
+            if done.stderr.strip():
+                diagnostics.append(done.stderr.strip())
+    return diagnostics
