@@ -169,16 +169,19 @@ def test_pmd_times_interpolate_between_frames_and_count_missing_ones():
     def acc_frame(t_ns: int, n: int) -> bytes:
         return pmd_header(2, t_ns, 1) + bytes(6 * n)
 
-    first = decoder.decode(pmd.DATA_UUID, acc_frame(1_000_000_000, 3))[0]
+    assert decoder.decode(pmd.DATA_UUID, acc_frame(1_000_000_000, 3)) == []  # the first waits for a second
+    first, second = decoder.decode(pmd.DATA_UUID, acc_frame(1_100_000_000, 5))
     assert np.allclose(first.t_s, [0.96, 0.98, 1.0])  # first frame: t_last - (n - 1 - i) / fs
-    second = decoder.decode(pmd.DATA_UUID, acc_frame(1_100_000_000, 5))[0]
     assert np.allclose(second.t_s, [1.02, 1.04, 1.06, 1.08, 1.1])  # between 1.0 and 1.1
-    third = decoder.decode(pmd.DATA_UUID, acc_frame(1_300_000_000, 5))[0]  # a 5-sample frame went missing
-    assert np.allclose(third.t_s, [1.22, 1.24, 1.26, 1.28, 1.3]) and stats.lost_packets == 1
-    with pytest.raises(MalformedPacket):
-        decoder.decode(pmd.DATA_UUID, acc_frame(1_300_000_000, 5))  # time does not advance
+    assert decoder.decode(pmd.DATA_UUID, acc_frame(1_300_000_000, 5)) == []  # a 5-sample frame is missing: held
+    for k in range(1, 4):  # until more than REORDER_DEPTH (4) frames wait behind the hole
+        assert decoder.decode(pmd.DATA_UUID, acc_frame(1_300_000_000 + k * 100_000_000, 5)) == []
+    third, *rest = decoder.decode(pmd.DATA_UUID, acc_frame(1_700_000_000, 5))
+    assert np.allclose(third.t_s, [1.22, 1.24, 1.26, 1.28, 1.3]) and stats.lost_packets == 1 and len(rest) == 4
+    assert decoder.decode(pmd.DATA_UUID, acc_frame(1_700_000_000, 5)) == [] and stats.duplicates == 1
     with pytest.raises(MalformedPacket):
         decoder.decode(pmd.DATA_UUID, pmd_header(5, 2_000_000_000, 0x80) + bytes(6))  # gyro was not started
+    assert stats.accepted_packets == 7 and stats.pending_packets == 0
 
 
 # --- har_imu_v1 -----------------------------------------------------------------------------------------------
@@ -192,7 +195,9 @@ PACKET = bytes.fromhex("01 02 0700 40420F00"  # v1, 2 samples, seq 7, t0 = 1 000
 def test_har_imu_info_and_packet():
     info = har_imu.parse_info(INFO)
     assert info == har_imu.Info(1, 50, True, 4096, 16)
-    frame = har_imu.HarImuDecoder(info, SourceStats()).decode(har_imu.DATA_UUID, PACKET)[0]
+    decoder = har_imu.HarImuDecoder(info, SourceStats())
+    assert decoder.decode(har_imu.DATA_UUID, PACKET) == []  # the first packet waits for a second to confirm it
+    (frame,) = decoder.flush()  # or for the end of the stream
     assert frame.seq == 7 and np.allclose(frame.t_s, [1.0, 1.02])
     assert np.allclose(frame.acc, [[G, 0, -G], [G / 2, G / 4096, 0]])
     assert np.allclose(frame.gyro, np.radians([[1, -1, 0], [10, 0, -2]]))
@@ -206,18 +211,21 @@ def packet(seq: int, t0_us: int, n: int = 1) -> bytes:
 def test_har_imu_sequence_wraps_and_gaps_count_as_lost():
     stats = SourceStats()
     decoder = har_imu.HarImuDecoder(har_imu.parse_info(INFO), stats)
+    frames = []
     for seq, t0 in [(65534, 0), (65535, 20_000), (0, 40_000), (2, 80_000)]:  # seq 1 never arrived
-        decoder.decode(har_imu.DATA_UUID, packet(seq, t0))
-    assert stats.lost_packets == 1
-    with pytest.raises(MalformedPacket):
-        decoder.decode(har_imu.DATA_UUID, packet(2, 100_000))  # a duplicate is not 65535 lost packets
-    assert stats.lost_packets == 1
+        frames += decoder.decode(har_imu.DATA_UUID, packet(seq, t0))
+    frames += decoder.flush()
+    assert [f.seq for f in frames] == [65534, 65535, 0, 2] and stats.lost_packets == 1
+    assert decoder.decode(har_imu.DATA_UUID, packet(2, 80_000)) == []  # a duplicate is not 65535 lost packets
+    assert stats.lost_packets == 1 and stats.duplicates == 1
+    assert decoder.decode(har_imu.DATA_UUID, packet(1, 60_000)) == []  # seq 1 after all: late, no longer lost
+    assert stats.lost_packets == 0 and stats.late_packets == 1
 
 
 def test_har_imu_device_clock_wraps_every_2_to_the_32_us():
     decoder = har_imu.HarImuDecoder(har_imu.parse_info(INFO), SourceStats())
-    before = decoder.decode(har_imu.DATA_UUID, packet(0, 2**32 - 10_000))[0]
-    after = decoder.decode(har_imu.DATA_UUID, packet(1, 10_000))[0]  # 20 ms later, past the wrap
+    assert decoder.decode(har_imu.DATA_UUID, packet(0, 2**32 - 10_000)) == []
+    before, after = decoder.decode(har_imu.DATA_UUID, packet(1, 10_000))  # 20 ms later, past the wrap
     assert after.t_s[0] - before.t_s[0] == pytest.approx(0.02)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from har_app.ble.errors import DeviceRefused, MalformedPacket
 from har_app.ble.profile import GattLink
+from har_app.ble.resync import Packet as Placed
+from har_app.ble.resync import Release, Resequencer, relate_by_seq_and_time
 from har_app.ble.units import DPS_TO_RADS, STANDARD_GRAVITY
 from har_app.sources.base import ImuFrame, SourceStats
 
@@ -37,6 +39,8 @@ INFO_HAS_GYRO = 0x01
 START, STOP = 0x01, 0x02
 SEQ_MODULUS = 1 << 16
 TIME_MODULUS = 1 << 32  # t0_us wraps every 71.6 minutes
+MAX_SAMPLES = 255  # n is a u8
+MAX_RATE_HZ = 1000  # the rates this profile supports: 1..1000 Hz
 
 
 def start_command(rate_hz: float) -> bytes:
@@ -65,8 +69,11 @@ def parse_info(data: bytes) -> Info:
     info = Info(version, rate, bool(flags & INFO_HAS_GYRO), acc_lsb, gyro_lsb)
     if version != VERSION:
         raise DeviceRefused(f"har-imu format version {version} is not supported (this har speaks {VERSION})")
-    if rate <= 0 or acc_lsb <= 0 or (info.has_gyro and gyro_lsb <= 0):
-        raise DeviceRefused(f"har-imu info has a zero or negative rate or scale: {bytes(data).hex()}")
+    if not 1 <= rate <= MAX_RATE_HZ:
+        raise DeviceRefused(f"har-imu info: rate_hz {rate} is not a supported rate (1..{MAX_RATE_HZ} Hz)")
+    if acc_lsb <= 0 or (info.has_gyro and gyro_lsb <= 0):
+        raise DeviceRefused(f"har-imu info: zero or negative scale acc_lsb_per_g {acc_lsb}, gyro_lsb_per_dps "
+                            f"{gyro_lsb}")
     return info
 
 
@@ -91,37 +98,59 @@ def parse_packet(data: bytes) -> Packet:
 
 class HarImuDecoder:
     """Packets of one connection to SI frames: acc = counts / acc_lsb_per_g x 9.80665, gyro = counts /
-    gyro_lsb_per_dps x pi/180; sample i at t0 + i / rate_hz; seq gaps (mod 2^16) counted as lost packets."""
+    gyro_lsb_per_dps x pi/180; sample i at t0 + i / rate_hz. Packets are put in order by seq and t0 together
+    (har_app/ble/resync.py: duplicates, reorders, lost, late and implausible packets, clock steps)."""
 
     def __init__(self, info: Info, stats: SourceStats) -> None:
         self.info, self.stats = info, stats
         self.rate_hz, self.has_gyro = float(info.rate_hz), info.has_gyro
-        self._next_seq: int | None = None
-        self._last_t0_us: int | None = None  # unwrapped
+        self.stream = Resequencer(self.rate_hz, relate_by_seq_and_time(self.rate_hz, SEQ_MODULUS, MAX_SAMPLES),
+                                  stats)
+        self._newest: tuple[int, int] | None = None  # (raw, unwrapped) t0_us of the newest packet
 
-    def decode(self, uuid: str, data: bytes) -> list[ImuFrame]:
+    @property
+    def pending(self) -> int:
+        return self.stream.pending
+
+    def decode(self, uuid: str, data: bytes, host_s: float = 0.0) -> list[ImuFrame]:
         packet = parse_packet(data)
-        lost = 0
-        if self._next_seq is not None:
-            lost = (packet.seq - self._next_seq) % SEQ_MODULUS
-            if lost >= SEQ_MODULUS // 2:
-                raise MalformedPacket(f"har-imu seq {packet.seq} is behind {self._next_seq}: duplicate or reordered")
         t0_us = self._unwrap(packet.t0_us)
-        self.stats.lost_packets += lost
-        self._next_seq, self._last_t0_us = (packet.seq + 1) % SEQ_MODULUS, t0_us
-        t_s = (t0_us + np.arange(len(packet.raw)) * 1e6 / self.rate_hz) * 1e-6  # t_i = t0 + i / fs
-        acc = packet.raw[:, :3] * (STANDARD_GRAVITY / self.info.acc_lsb_per_g)
-        gyro = packet.raw[:, 3:] * (DPS_TO_RADS / self.info.gyro_lsb_per_dps) if self.has_gyro else None
-        return [ImuFrame(t_s=t_s, acc=acc, gyro=gyro, seq=packet.seq)]
+        n = len(packet.raw)
+        first_s = t0_us * 1e-6
+        placed = Placed(first_s, first_s + (n - 1) / self.rate_hz, n, host_s, (packet.seq, packet.t0_us, n),
+                        (packet, t0_us), packet.seq)
+        return self._frames(self.stream.push(placed))
+
+    def tick(self, host_s: float) -> list[ImuFrame]:
+        return self._frames(self.stream.tick(host_s))
+
+    def flush(self) -> list[ImuFrame]:
+        return self._frames(self.stream.flush())
+
+    def _frames(self, releases: list[Release]) -> list[ImuFrame]:
+        self.stats.pending_packets = self.stream.pending
+        frames = []
+        for release in releases:
+            p, packet = release.packet, release.packet.body[0]
+            t_s = p.first_s + np.arange(p.n) / self.rate_hz  # t_i = t0 + i / fs
+            acc = packet.raw[:, :3] * (STANDARD_GRAVITY / self.info.acc_lsb_per_g)
+            gyro = packet.raw[:, 3:] * (DPS_TO_RADS / self.info.gyro_lsb_per_dps) if self.has_gyro else None
+            frames.append(ImuFrame(t_s=t_s, acc=acc, gyro=gyro, seq=packet.seq, reset_needed=release.how == "resync",
+                                   reset_reason="resync", host_s=p.host_s))
+        return frames
 
     def _unwrap(self, t0_us: int) -> int:
-        """Continue the device clock across u32 wraps; a step back of less than half the range is corrupt."""
-        if self._last_t0_us is None:
-            return t0_us
-        step = (t0_us - self._last_t0_us) % TIME_MODULUS
-        if step == 0 or step >= TIME_MODULUS // 2:
-            raise MalformedPacket(f"har-imu t0_us {t0_us} does not advance")
-        return self._last_t0_us + step
+        """Continue the device clock across u32 wraps: the nearest value (within half the range) to the anchor's,
+        or to the newest packet's before there is an anchor."""
+        anchor = self.stream.anchor
+        if anchor is not None:
+            raw, unwrapped = anchor.body[0].t0_us, anchor.body[1]
+        else:
+            raw, unwrapped = self._newest or (t0_us, t0_us)
+        step = (t0_us - raw) % TIME_MODULUS
+        step = step - TIME_MODULUS if step >= TIME_MODULUS // 2 else step
+        self._newest = (t0_us, unwrapped + step)
+        return unwrapped + step
 
 
 class HarImuProfile:

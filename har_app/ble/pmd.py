@@ -7,6 +7,7 @@ data characteristic: `<type> <u64 LE timestamp, ns since 2000-01-01, of the last
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -15,6 +16,8 @@ import numpy as np
 
 from har_app.ble.errors import DeviceRefused, MalformedPacket
 from har_app.ble.profile import GattLink
+from har_app.ble.resync import Packet as Placed
+from har_app.ble.resync import Release, Resequencer, relate_by_time
 from har_app.ble.units import DPS_TO_RADS, MG_TO_MS2
 from har_app.sources.base import ImuFrame, SourceStats
 
@@ -76,6 +79,11 @@ HINTS = {
     13: " (take it off the charger)",
 }
 PREFERRED_RANGE = {Measurement.ACC: 8, Measurement.GYRO: 2000}  # g, deg/s: enough for wrist motion
+LARGEST_RANGE = {Measurement.ACC: 16, Measurement.GYRO: 2000}  # g, deg/s: the full scale when none was negotiated
+RANGE_UNIT_SI = {Measurement.ACC: 1000 * MG_TO_MS2, Measurement.GYRO: DPS_TO_RADS}  # one g, one deg/s
+FULL_SCALE_MARGIN = 1.5  # a sensor saturates at its range: a sample half as far again beyond it is a decoding error
+SUPPORTED_RATES_HZ = (25, 26, 50, 52, 100, 104, 200, 208, 416)  # ACC/GYRO rates of Polar devices (docs/ble-streams.md)
+FACTOR_RANGE = (1e-6, 10.0)  # a FACTOR outside this is no scale of a 16-bit count to g, mG or deg/s
 PREFERRED_RESOLUTION = 16
 STREAMED = (Measurement.ACC, Measurement.GYRO)
 
@@ -164,18 +172,43 @@ def parse_features(data: bytes) -> set[Measurement]:
 
 def choose_settings(offered: dict[Setting, list[int | float]], measurement: Measurement,
                     rate_hz: float) -> dict[Setting, int]:
-    """From a settings answer: the rate nearest `rate_hz` (ties: the higher), 16 bit, the preferred range, 3 axes."""
+    """From a settings answer: the supported rate nearest `rate_hz` (ties: the higher), 16 bit, the preferred
+    range, 3 axes. Raises DeviceRefused when no offered rate is one this profile supports."""
     def preferred_or_max(setting: Setting, preferred: int) -> None:
         if values := offered.get(setting):
             chosen[setting] = preferred if preferred in values else int(max(values))
 
-    chosen: dict[Setting, int] = {}
-    if rates := offered.get(Setting.SAMPLE_RATE):
-        chosen[Setting.SAMPLE_RATE] = int(min(rates, key=lambda r: (abs(r - rate_hz), -r)))
+    rates = [r for r in offered.get(Setting.SAMPLE_RATE, []) if r in SUPPORTED_RATES_HZ]
+    if not rates:
+        raise DeviceRefused(f"Polar PMD offered no supported sample rate for {measurement.name}: offered "
+                            f"{offered.get(Setting.SAMPLE_RATE, [])} Hz, har supports "
+                            f"{', '.join(map(str, SUPPORTED_RATES_HZ))}")
+    chosen: dict[Setting, int] = {Setting.SAMPLE_RATE: int(min(rates, key=lambda r: (abs(r - rate_hz), -r)))}
     preferred_or_max(Setting.RESOLUTION, PREFERRED_RESOLUTION)
     preferred_or_max(Setting.RANGE, PREFERRED_RANGE[measurement])
     preferred_or_max(Setting.CHANNELS, 3)
     return chosen
+
+
+def start_factor(response: ControlResponse, measurement: Measurement) -> float:
+    """The FACTOR a START answer carries (1 when it carries none): exactly one value, finite, in FACTOR_RANGE."""
+    values = response.settings.get(Setting.FACTOR)
+    if values is None:
+        return 1.0
+    if len(values) != 1:
+        raise DeviceRefused(f"Polar PMD START {measurement.name} answer carries {len(values)} FACTOR values "
+                            f"(expected 1)")
+    factor = float(values[0])
+    if not (math.isfinite(factor) and FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]):
+        raise DeviceRefused(f"Polar PMD START {measurement.name} answer has FACTOR {factor!r}: must be finite and "
+                            f"within {FACTOR_RANGE[0]:g}..{FACTOR_RANGE[1]:g}")
+    return factor
+
+
+def full_scale_si(measurement: Measurement, range_setting: int | None) -> float:
+    """The largest magnitude a sample may have, in SI units: the negotiated range (g, deg/s) x FULL_SCALE_MARGIN."""
+    sensor_range = range_setting if range_setting else LARGEST_RANGE[measurement]
+    return sensor_range * RANGE_UNIT_SI[measurement] * FULL_SCALE_MARGIN
 
 
 # --- data frames ---------------------------------------------------------------------------------------------
@@ -274,42 +307,69 @@ class PmdDecoder:
     """ACC and GYRO frames of one connection to SI `ImuFrame`s with per-sample times.
 
     Sample times are interpolated between the previous frame's timestamp and this one's,
-    t_i = t_prev + (i + 1) (t_last - t_prev) / n; the first frame, or one after missing frames, uses the
-    configured rate: t_i = t_last - (n - 1 - i) / fs. Missing frames (a timestamp step longer than the samples
-    explain) are counted as lost packets."""
+    t_i = t_prev + (i + 1) (t_last - t_prev) / n; the first frame, or one after missing frames or a resync, uses the
+    configured rate: t_i = t_last - (n - 1 - i) / fs. Each stream's frames are put in order by their timestamps
+    (har_app/ble/resync.py); the streams share the device clock, so a resync of one moves the other's clock too.
+    Samples beyond the full scale, or not finite, are dropped and counted."""
 
     def __init__(self, rates_hz: dict[Measurement, float], factors: dict[Measurement, float],
-                 stats: SourceStats) -> None:
+                 stats: SourceStats, full_scale: dict[Measurement, float] | None = None) -> None:
         self.rates_hz, self.factors, self.stats = rates_hz, factors, stats
+        self.full_scale = full_scale or {m: full_scale_si(m, None) for m in rates_hz}
         self.rate_hz = rates_hz[Measurement.ACC]
         self.has_gyro = Measurement.GYRO in rates_hz
-        self._last_ns: dict[Measurement, int] = {}
+        self.streams = {m: Resequencer(fs, relate_by_time(fs), stats) for m, fs in rates_hz.items()}
 
-    def decode(self, uuid: str, data: bytes) -> list[ImuFrame]:
+    @property
+    def pending(self) -> int:
+        return sum(s.pending for s in self.streams.values())
+
+    def decode(self, uuid: str, data: bytes, host_s: float = 0.0) -> list[ImuFrame]:
         frame = parse_data_frame(data)
         if frame.measurement not in self.rates_hz:
             raise MalformedPacket(f"PMD {frame.measurement.name} frame that was not started")
-        t_s = self._sample_times(frame.measurement, frame.timestamp_ns, len(frame.values))
-        si = to_si(frame, self.factors.get(frame.measurement, 1.0))
-        if frame.measurement == Measurement.ACC:
-            return [ImuFrame(t_s=t_s, acc=si)]
-        return [ImuFrame(t_s=t_s, gyro=si)]
+        n, fs = len(frame.values), self.rates_hz[frame.measurement]
+        last_s = frame.timestamp_ns * 1e-9
+        placed = Placed(last_s - (n - 1) / fs, last_s, n, host_s, (frame.timestamp_ns, n, frame.values.tobytes()),
+                        frame)
+        return self._released(frame.measurement, lambda stream: stream.push(placed))
 
-    def _sample_times(self, measurement: Measurement, timestamp_ns: int, n: int) -> np.ndarray:
-        fs, previous = self.rates_hz[measurement], self._last_ns.get(measurement)
-        if previous is not None and timestamp_ns <= previous:
-            raise MalformedPacket(f"PMD {measurement.name} timestamp {timestamp_ns} not after {previous}")
-        i = np.arange(n)
-        if previous is not None:
-            span_s = (timestamp_ns - previous) * 1e-9
-            missing = span_s * fs - n  # samples the step holds beyond this frame's own
-            if missing > max(2.0, n / 2):
-                self.stats.lost_packets += max(1, round(missing / n))
-                previous = None
-        self._last_ns[measurement] = timestamp_ns
-        if previous is None:
-            return timestamp_ns * 1e-9 - (n - 1 - i) / fs  # t_i = t_last - (n - 1 - i) / fs
-        return previous * 1e-9 + (i + 1) * span_s / n  # t_i = t_prev + (i + 1) (t_last - t_prev) / n
+    def tick(self, host_s: float) -> list[ImuFrame]:
+        return [f for m in self.streams for f in self._released(m, lambda stream: stream.tick(host_s))]
+
+    def flush(self) -> list[ImuFrame]:
+        return [f for m in self.streams for f in self._released(m, Resequencer.flush)]
+
+    def _released(self, measurement: Measurement, act) -> list[ImuFrame]:
+        stream = self.streams[measurement]
+        offset = stream.offset_s
+        frames = self._frames(measurement, act(stream))
+        if stream.offset_s != offset:  # a resync: the other streams are on the same device clock
+            for other, sibling in self.streams.items():
+                if sibling is not stream:
+                    frames += self._frames(other, sibling.shift_clock(stream.offset_s - offset))
+        self.stats.pending_packets = self.pending
+        return frames
+
+    def _frames(self, measurement: Measurement, releases: list[Release]) -> list[ImuFrame]:
+        fs, frames = self.rates_hz[measurement], []
+        for release in releases:
+            p, frame = release.packet, release.packet.body
+            i = np.arange(p.n)
+            if release.how == "next":  # t_i = t_prev + (i + 1) (t_last - t_prev) / n
+                t_s = release.previous.last_s + (i + 1) * (p.last_s - release.previous.last_s) / p.n
+            else:  # t_i = t_last - (n - 1 - i) / fs
+                t_s = p.last_s - (p.n - 1 - i) / fs
+            si = to_si(frame, self.factors.get(measurement, 1.0))
+            finite = np.isfinite(si).all(axis=1)
+            in_range = np.abs(np.where(np.isfinite(si), si, 0.0)).max(axis=1) <= self.full_scale[measurement]
+            self.stats.non_finite_samples += int(np.count_nonzero(~finite))
+            self.stats.out_of_range_samples += int(np.count_nonzero(finite & ~in_range))
+            keep = finite & in_range
+            sensor = "acc" if measurement == Measurement.ACC else "gyro"
+            frames.append(ImuFrame(t_s=t_s[keep], **{sensor: si[keep]}, reset_needed=release.how == "resync",
+                                   reset_reason="resync", host_s=p.host_s))
+        return frames
 
 
 class PmdProfile:
@@ -334,16 +394,15 @@ class PmdProfile:
         offered = parse_features(await link.read(CONTROL_POINT_UUID))
         if Measurement.ACC not in offered:
             raise DeviceRefused("this Polar device offers no accelerometer stream")
-        rates, factors = {}, {}
+        rates, factors, full_scale = {}, {}, {}
         for measurement in (m for m in STREAMED if m in offered):
             answer = await self._command(link, get_settings_command(measurement), OpCode.GET_SETTINGS, measurement)
             settings = choose_settings(answer.settings, measurement, rate_hz)
-            if Setting.SAMPLE_RATE not in settings:
-                raise DeviceRefused(f"Polar PMD offered no sample rate for {measurement.name}")
             started = await self._command(link, start_command(measurement, settings), OpCode.START, measurement)
             rates[measurement] = float(settings[Setting.SAMPLE_RATE])
-            factors[measurement] = float(started.settings.get(Setting.FACTOR, [1.0])[0])
-        return PmdDecoder(rates, factors, stats)
+            factors[measurement] = start_factor(started, measurement)
+            full_scale[measurement] = full_scale_si(measurement, settings.get(Setting.RANGE))
+        return PmdDecoder(rates, factors, stats, full_scale)
 
     async def stop(self, link: GattLink, decoder: PmdDecoder) -> None:
         for measurement in decoder.rates_hz:

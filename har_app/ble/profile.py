@@ -25,13 +25,22 @@ class GattLink(Protocol):
 
 
 class StreamDecoder(Protocol):
-    """Turns the notifications of one connection into frames; counts lost packets in the stats it was given."""
+    """Turns the notifications of one connection into frames, in order (har_app/ble/resync.py); counts what it
+    accepts, holds, drops and misses in the stats it was given."""
 
     rate_hz: float
     has_gyro: bool
+    pending: int  # packets held (for a missing predecessor, or to confirm a new clock)
 
-    def decode(self, uuid: str, data: bytes) -> list[ImuFrame]:
-        """Frames in SI units from one notification of `uuid`; raises MalformedPacket."""
+    def decode(self, uuid: str, data: bytes, host_s: float = 0.0) -> list[ImuFrame]:
+        """Frames in SI units released by one notification of `uuid` arriving at host time `host_s` (none, one, or
+        several held ones); raises MalformedPacket."""
+
+    def tick(self, host_s: float) -> list[ImuFrame]:
+        """Frames released because they have waited long enough for a predecessor that did not come."""
+
+    def flush(self) -> list[ImuFrame]:
+        """The stream ended: frames still held."""
 
 
 class Profile(Protocol):

@@ -83,9 +83,9 @@ class LiveSession:
                     self.merger = StreamMerger(fs_out=self.run.fs_hz, fs_in=self.source.expected_rate_hz)
                     if self.recorder:
                         self.recorder.start(self.source.expected_rate_hz)
-                if frame.reset_needed:  # the source reconnected after a gap: every state restarts here
+                if frame.reset_needed:  # the source reconnected or re-anchored its clock: every state restarts here
                     self._handle(self.merger.restart())
-                    self._reset_reason = "reconnect"
+                    self._reset_reason = frame.reset_reason
                     if self.recorder:
                         self.recorder.restart()
                 if self.recorder:
@@ -93,7 +93,7 @@ class LiveSession:
                 n = len(frame.t_s)
                 if n:
                     self.tally.first_t = float(frame.t_s[0]) if self.tally.first_t is None else self.tally.first_t
-                    self.tally.last_t = float(frame.t_s[-1])
+                    self.tally.last_t = max(float(frame.t_s[-1]), self.tally.last_t or -float("inf"))
                     self.received_times.append((time.perf_counter(), n))
                 self._handle(self.merger.push(frame))
         if self.merger is not None:
@@ -147,6 +147,12 @@ class LiveSession:
             "energy_uj_per_decision": energy_per_decision(self.profile, self.run, self.backend, latency["p50"]),
             "lost_packets": stats.lost_packets,
             "malformed_packets": stats.malformed_packets,
+            "packets_accepted": stats.accepted_packets,
+            "packets_rejected": stats.rejected(),  # packets = accepted + each of these + pending
+            "packets_pending": stats.pending_packets,
+            "reordered_packets": stats.reordered,
+            "resyncs": stats.resyncs,
+            "samples_rejected": {"out_of_range": stats.out_of_range_samples, "non_finite": stats.non_finite_samples},
             "labelled_decisions": tally.labelled,
             "backend": self.backend,
             "device": self.profile.name,

@@ -19,6 +19,12 @@ def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
 
+def rejected_text(status: dict) -> str:
+    """Packets dropped besides the malformed ones, e.g. `time 1, duplicates 2, late 0`."""
+    r = status["packets_rejected"]
+    return f"time {r['rejected_time']}, duplicates {r['duplicates']}, late {r['late']}"
+
+
 def energy_text(energy: dict) -> str:
     value = energy.get("value")
     if value is None:
@@ -71,6 +77,7 @@ class LiveView:
         grid.add_row("samples/s received / expected", f"{received_hz:.1f} / {expected}")
         grid.add_row("dropped / late samples", f"{status['dropped_samples']} / {status['late_samples']}")
         grid.add_row("lost / malformed packets", f"{status['lost_packets']} / {status['malformed_packets']}")
+        grid.add_row("rejected packets / resyncs", f"{rejected_text(status)} / {status['resyncs']}")
         grid.add_row(f"energy per decision ({self.device})", energy_text(status["energy_uj_per_decision"]))
         grid.add_row("host CPU per decision (measured)", _num(status["host_cpu_us_per_decision"], ".0f", " µs"))
         grid.add_row("decisions", f"{status['decisions']}  correct {_num(status['correct_fraction'], '.3f')}")
@@ -96,6 +103,7 @@ def summary_table(summary: dict, classes_title: str) -> Table:
         ("samples received / expected", f"{summary['samples_received']} / {summary['samples_expected']}"),
         ("dropped / late samples", f"{summary['dropped_samples']} / {summary['late_samples']}"),
         ("lost / malformed packets", f"{summary['lost_packets']} / {summary['malformed_packets']}"),
+        ("rejected packets / resyncs", f"{rejected_text(summary)} / {summary['resyncs']}"),
         ("gaps / reconnects", f"{summary['gaps']} / {summary['reconnects']}"),
         ("stream / wall time", f"{summary['stream_s']:.1f} s / {summary['wall_s']:.1f} s"),
     ]

@@ -21,6 +21,7 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakErro
 from har_app.ble.errors import BLE_EXIT_CODE, DeviceRefused, MalformedPacket
 from har_app.ble.profile import Profile, StreamDecoder
 from har_app.ble.profiles import PROFILES, detect_profile, profile_by_name
+from har_app.ble.resync import REORDER_HOLD_S
 from har_app.sources.base import ImuFrame, SourceStats
 from training.errors import HarError
 
@@ -122,14 +123,19 @@ class BleSource:
                 async with self._session(first=not streamed_before) as session:
                     if streamed_before:
                         self.stats.reconnects += 1
-                    first_after_gap, offset_s = streamed_before, 0.0
+                    first_after_gap, offset_s, resync = streamed_before, 0.0, False
                     async for frame, host_s in self._decoded(session):
+                        resync = resync or frame.reset_needed
+                        if not len(frame.t_s):  # every sample failed validation: the reset goes with the next
+                            continue
+                        if resync:
+                            frame.reset_needed, frame.reset_reason, resync = True, "resync", False
                         if first_after_gap:
                             period_s = 1.0 / self.expected_rate_hz
                             gap_s, offset_s = stream_gap(last_t, float(frame.t_s[0]),
                                                          max(host_s - last_host - period_s, 0.0), period_s)
                             self.stats.gaps_s.append(gap_s)
-                            frame.reset_needed, first_after_gap = True, False
+                            frame.reset_needed, frame.reset_reason, first_after_gap = True, "reconnect", False
                         frame.t_s = frame.t_s + offset_s
                         last_t, last_host, failures, streamed_before = float(frame.t_s[-1]), host_s, 0, True
                         yield frame
@@ -142,23 +148,39 @@ class BleSource:
                 await asyncio.sleep(self.reconnect.delay_s(failures))
 
     async def _decoded(self, session: Session) -> AsyncIterator[tuple[ImuFrame, float]]:
-        """Decoded frames with their host arrival time; malformed packets counted and skipped."""
+        """Decoded frames with their host arrival time; malformed packets counted and skipped. The stall timer runs
+        on accepted samples: a device whose every packet is dropped is as silent as one that sends nothing."""
+        decoder = session.decoder
+        last_sample_s = time.monotonic()
         while True:
-            try:
-                item = await asyncio.wait_for(session.notifications.get(), self.stall_timeout_s)
+            frames: list[ImuFrame] = []
+            stall_s = last_sample_s + self.stall_timeout_s - time.monotonic()
+            if stall_s <= 0:
+                for frame in decoder.flush():
+                    yield frame, frame.host_s
+                raise Disconnected(f"no valid data for {self.stall_timeout_s:g} s")
+            try:  # while packets are held, wake up in time to release them
+                item = await asyncio.wait_for(session.notifications.get(),
+                                              min(stall_s, REORDER_HOLD_S) if decoder.pending else stall_s)
             except TimeoutError:
-                raise Disconnected(f"no data for {self.stall_timeout_s:g} s") from None
+                item = None
             if item is DISCONNECTED:
+                for frame in decoder.flush():
+                    yield frame, frame.host_s
                 raise Disconnected("the device disconnected")
-            uuid, data, host_s = item
-            self.stats.packets += 1
-            try:
-                frames = session.decoder.decode(uuid, data)
-            except MalformedPacket:
-                self.stats.malformed_packets += 1
-                continue
+            if item is None:
+                frames = decoder.tick(time.monotonic())
+            else:
+                uuid, data, host_s = item
+                self.stats.packets += 1
+                try:
+                    frames = decoder.decode(uuid, data, host_s)
+                except MalformedPacket:
+                    self.stats.malformed_packets += 1
             for frame in frames:
-                yield frame, host_s
+                if len(frame.t_s):
+                    last_sample_s = time.monotonic()
+                yield frame, frame.host_s
 
     async def _find(self, first: bool) -> BLEDevice:
         """The device by address, or by name until its address is known."""

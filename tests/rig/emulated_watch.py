@@ -5,7 +5,9 @@ of host time and carries device time k / fs. Streams (re)start at the packet bou
 now, so samples due while the watch was disconnected are never sent, as on a real device, and streams started
 together (PMD ACC and GYRO) deliver the same samples. Faults are injected by data-packet index (counted over
 all streams from 0): packets sent one byte short or cut to 4 bytes, packets skipped (their sequence number and
-samples are lost), and a connection dropped by the watch, which then stays silent for `away_s`.
+samples are lost), sent twice, sent after the stream's next packet, sent with bits inverted, a device clock that
+steps from a packet on, and a connection dropped by the watch, which then stays silent for `away_s`. The PMD setup
+answers can carry bad values too (offered rates, the GYRO FACTOR).
 
 Encoders here (delta compression, har-imu packing) are the test-side counterpart of har_app.ble; they are checked
 end to end against the samples they were given, never used to derive the parsers' expected values.
@@ -48,8 +50,14 @@ class Faults:
     corrupt_packets: frozenset[int] = frozenset()  # sent one byte short
     short_packets: frozenset[int] = frozenset()  # cut to their first 4 bytes
     skipped_packets: frozenset[int] = frozenset()  # never sent; seq and device time still advance
+    duplicated_packets: frozenset[int] = frozenset()  # sent twice
+    reordered_packets: frozenset[int] = frozenset()  # sent after the next packet of the same stream
+    flipped_bits: frozenset[tuple[int, int]] = frozenset()  # (packet, bit): that bit of the packet inverted
+    clock_step: tuple[int, float] | None = None  # (packet, seconds): device time steps by this from that packet on
     drop_after_packets: int | None = None  # the watch disconnects once this many data packets were produced
     away_s: float = 0.3  # and stays silent (not advertising) this long
+    pmd_rates: tuple[int, ...] | None = None  # SAMPLE_RATE values a PMD settings answer offers (default: fs)
+    pmd_gyro_factors: tuple[float, ...] = (GYRO_FACTOR,)  # FACTOR values the PMD GYRO START answer carries
 
 
 @dataclass
@@ -85,6 +93,12 @@ def encode_delta_frames(values: np.ndarray, resolution_bits: int = 16, block: in
     return out
 
 
+def tlv(setting: int, values: tuple) -> bytes:
+    """One PMD setting with any number of values: `<setting> <count> <values>`."""
+    fmt = pmd.SETTING_FORMATS[setting]
+    return bytes([setting, len(values)]) + b"".join(fmt.pack(v) for v in values)
+
+
 def to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), -32768, 32767).astype(np.int64)
 
@@ -110,6 +124,7 @@ class EmulatedWatch:
         self.completed: set[str] = set()  # streams that have produced their last sample
         self._t0: float | None = None  # host time of device sample 0
         self._seq = 0
+        self._held: dict[str, bytes] = {}  # a packet to be reordered, per stream, until the next one is sent
         self._streams: dict[str, asyncio.Task] = {}
         self._connection: Connection | None = None
         self._dropping = self._closed = False
@@ -212,23 +227,36 @@ class EmulatedWatch:
 
     async def _send(self, stream: str, characteristic: Characteristic, connection: Connection,
                     first: int, stop: int) -> None:
+        faults = self.faults
         index, self.packets = self.packets, self.packets + 1
-        packet = self._encode(stream, first, stop)
-        if index in self.faults.corrupt_packets:
+        step_s = faults.clock_step[1] if faults.clock_step and index >= faults.clock_step[0] else 0.0
+        packet = self._encode(stream, first, stop, step_s)
+        if index in faults.corrupt_packets:
             packet = packet[:-1]
-        elif index in self.faults.short_packets:
+        elif index in faults.short_packets:
             packet = packet[:4]
-        if index not in self.faults.skipped_packets:
-            await self.device.notify_subscriber(connection, characteristic, packet)
-            if index not in self.faults.corrupt_packets | self.faults.short_packets:
-                self.delivered.ranges.setdefault(stream, []).append((first, stop))
+        flips = [bit for i, bit in faults.flipped_bits if i == index]
+        if flips:
+            packet = bytes(b ^ sum(1 << (bit % 8) for bit in flips if bit // 8 == k) for k, b in enumerate(packet))
+        intact = index not in faults.corrupt_packets | faults.short_packets and not flips
+        if index in faults.skipped_packets:
+            pass
+        elif index in faults.reordered_packets:
+            self._held[stream] = packet
+        else:
+            for _ in range(2 if index in faults.duplicated_packets else 1):
+                await self.device.notify_subscriber(connection, characteristic, packet)
+            if held := self._held.pop(stream, None):
+                await self.device.notify_subscriber(connection, characteristic, held)
+        if index not in faults.skipped_packets and intact:
+            self.delivered.ranges.setdefault(stream, []).append((first, stop))
         if self.faults.drop_after_packets is not None and self.packets == self.faults.drop_after_packets:
             self._spawn(self.drop_connection())
 
-    def _encode(self, stream: str, first: int, stop: int) -> bytes:
+    def _encode(self, stream: str, first: int, stop: int, step_s: float = 0.0) -> bytes:
         if self.profile == "har-imu":
-            return self._har_imu_packet(first, stop)
-        return self._pmd_frame(pmd.Measurement.ACC if stream == "acc" else pmd.Measurement.GYRO, first, stop)
+            return self._har_imu_packet(first, stop, step_s)
+        return self._pmd_frame(pmd.Measurement.ACC if stream == "acc" else pmd.Measurement.GYRO, first, stop, step_s)
 
     # --- Polar PMD ---------------------------------------------------------------------------------------------
 
@@ -248,6 +276,13 @@ class EmulatedWatch:
         return {pmd.Setting.SAMPLE_RATE: round(self.fs_hz), pmd.Setting.RESOLUTION: 16,
                 pmd.Setting.RANGE: 8 if measurement == pmd.Measurement.ACC else 2000, pmd.Setting.CHANNELS: 3}
 
+    def _pmd_offer_tlvs(self, measurement: int) -> bytes:
+        """The settings answer: the offer, with the fault's SAMPLE_RATE values where it has some."""
+        offer = self._pmd_offer(measurement)
+        rates = self.faults.pmd_rates or (offer[pmd.Setting.SAMPLE_RATE],)
+        del offer[pmd.Setting.SAMPLE_RATE]
+        return tlv(pmd.Setting.SAMPLE_RATE, rates) + pmd.encode_settings(offer)
+
     def _on_pmd_command(self, connection: Connection, value: bytes) -> None:
         self.commands.append(bytes(value))
         op, measurement = (bytes(value) + b"\xff\xff")[:2]
@@ -257,12 +292,12 @@ class EmulatedWatch:
         elif measurement not in (pmd.Measurement.ACC, pmd.Measurement.GYRO):
             error = 3
         elif op == pmd.OpCode.GET_SETTINGS:
-            settings = pmd.encode_settings(self._pmd_offer(measurement))
+            settings = self._pmd_offer_tlvs(measurement)
         elif op == pmd.OpCode.START:
             error = self._pmd_check_start(measurement, bytes(value[2:]))
             if not error:
                 if measurement == pmd.Measurement.GYRO:
-                    settings = pmd.encode_settings({pmd.Setting.FACTOR: GYRO_FACTOR})
+                    settings = tlv(pmd.Setting.FACTOR, self.faults.pmd_gyro_factors)
                 self._start_stream("acc" if measurement == pmd.Measurement.ACC else "gyro", self._pmd_data)
         elif op == pmd.OpCode.STOP:
             self._stop_stream("acc" if measurement == pmd.Measurement.ACC else "gyro")
@@ -284,8 +319,8 @@ class EmulatedWatch:
                 return error
         return 0
 
-    def _pmd_frame(self, measurement: int, first: int, stop: int) -> bytes:
-        timestamp_ns = DEVICE_EPOCH_NS + round((stop - 1) / self.fs_hz * 1e9)  # of the last sample
+    def _pmd_frame(self, measurement: int, first: int, stop: int, step_s: float = 0.0) -> bytes:
+        timestamp_ns = DEVICE_EPOCH_NS + round(((stop - 1) / self.fs_hz + step_s) * 1e9)  # of the last sample
         if measurement == pmd.Measurement.ACC:
             counts = to_int16(self.samples[first:stop, :3] / MG_TO_MS2)  # mG
             if self.pmd_compressed:
@@ -317,10 +352,10 @@ class EmulatedWatch:
         elif value[:1] == har_imu.STOP_COMMAND:
             self._stop_stream("imu")
 
-    def _har_imu_packet(self, first: int, stop: int) -> bytes:
+    def _har_imu_packet(self, first: int, stop: int, step_s: float = 0.0) -> bytes:
         acc = to_int16(self.samples[first:stop, :3] / STANDARD_GRAVITY * HAR_IMU_ACC_LSB_PER_G)
         gyro = to_int16(self.samples[first:stop, 3:] / DPS_TO_RADS * HAR_IMU_GYRO_LSB_PER_DPS)
         seq, self._seq = self._seq, (self._seq + 1) % har_imu.SEQ_MODULUS
-        t0_us = round(first / self.fs_hz * 1e6) % har_imu.TIME_MODULUS
+        t0_us = round((first / self.fs_hz + step_s) * 1e6) % har_imu.TIME_MODULUS
         header = har_imu.HEADER.pack(har_imu.VERSION, stop - first, seq, t0_us)
         return header + struct.pack(f"<{6 * (stop - first)}h", *np.hstack([acc, gyro]).ravel())

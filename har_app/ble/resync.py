@@ -1,0 +1,277 @@
+"""One stream's packets put back in order, and its clock found again after a bad or stepped time (docs/ble-streams.md).
+
+Each decoded packet has a place on the device clock: the times of its first and last sample (and, for har-imu, a
+sequence number). Against the last packet released (the anchor) a new packet is
+  next     its first sample follows the anchor's last by one period: released at once;
+  ahead    after a hole the loss of whole packets explains: held (at most REORDER_DEPTH packets, REORDER_HOLD_S of
+           host time) for the missing ones to arrive, then released and the hole counted as lost;
+  behind   at or before the anchor: a duplicate of a packet released or held is counted and dropped; one that fits a
+           hole already declared lost is late (counted, dropped, and no longer counted lost);
+  nowhere  implausible (time and sequence disagree, or a hole longer than MAX_HOLE_S): a candidate.
+Candidates that follow one another form a chain. RESYNC_CHAIN of them mean the device clock stepped: the stream
+re-anchors on them (a resync), placing the new clock right after the old one (by the host's arrival times) and
+flagging the first frame so the lanes reset. A candidate that chains with nothing, or a chain broken by a packet
+that fits the anchor again, is rejected (rejected_time). After MAX_REJECTIONS packets in a row were not accepted the
+stream re-anchors on the newest chain, whatever it is. The first packets of a stream form a chain of START_CHAIN
+before the first one is trusted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from har_app.sources.base import SourceStats
+
+REORDER_DEPTH = 4  # packets held ahead of a hole before the hole is declared lost
+REORDER_HOLD_S = 0.5  # host seconds a packet waits at most for a missing predecessor
+RESYNC_CHAIN = 3  # packets agreeing on another clock re-anchor the stream
+START_CHAIN = 2  # packets agreeing with each other before the first of a stream is trusted
+MAX_REJECTIONS = 8  # packets in a row not accepted: re-anchor on the newest ones
+RECENT = 64  # released packets and lost holes remembered, to recognise duplicates and late packets
+TOLERANCE_PERIODS = 0.5  # a gap within +-(0.5 + 5 % of the packet's samples) periods counts as no gap
+TOLERANCE_FRACTION = 0.05
+MAX_HOLE_S = 5.0  # device time a hole may span and still be a loss; longer, it is a clock step
+
+
+class Fit(Enum):
+    NEXT = "next"
+    AHEAD = "ahead"
+    BEHIND = "behind"
+    NOWHERE = "nowhere"
+
+
+@dataclass(frozen=True)
+class Placement:
+    fit: Fit
+    missing: int = 0  # packets missing before it (AHEAD)
+
+
+@dataclass
+class Packet:
+    """A decoded packet on the stream's clock: seconds, the stream's resync offset included."""
+
+    first_s: float
+    last_s: float
+    n: int
+    host_s: float  # host arrival time
+    key: tuple  # what a retransmission repeats exactly
+    body: Any  # the decoded samples, for the decoder
+    seq: int | None = None
+
+    def shift(self, delta_s: float) -> None:
+        self.first_s += delta_s
+        self.last_s += delta_s
+
+
+@dataclass(frozen=True)
+class Release:
+    packet: Packet
+    previous: Packet | None  # the anchor before it
+    how: str  # "start", "next", "hole" (packets were lost before it) or "resync" (a new clock)
+
+
+Relate = Callable[[Packet, Packet], Placement]
+
+
+def tolerance(n: int) -> float:
+    """Allowed gap error in sample periods: 0.5 + 0.05 n."""
+    return TOLERANCE_PERIODS + TOLERANCE_FRACTION * n
+
+
+def gap_samples(a: Packet, b: Packet, rate_hz: float) -> float:
+    """Samples missing between a's last sample and b's first: (t_b,first - t_a,last) fs - 1."""
+    return (b.first_s - a.last_s) * rate_hz - 1.0
+
+
+class Resequencer:
+    """The packets of one stream, released in order (see the module docstring); counts into `stats`."""
+
+    def __init__(self, rate_hz: float, relate: Relate, stats: SourceStats) -> None:
+        self.period_s, self.relate, self.stats = 1.0 / rate_hz, relate, stats
+        self.anchor: Packet | None = None
+        self.held: list[Packet] = []  # ahead of a hole, in time order
+        self.chain: list[Packet] = []  # candidates agreeing on another clock
+        self.offset_s = 0.0  # added to device times: continues the stream across resyncs
+        self._recent: deque[tuple] = deque(maxlen=RECENT)
+        self._holes: deque[tuple[float, float]] = deque(maxlen=RECENT)  # (after_s, before_s) declared lost
+        self._rejected_since = 0  # rejected since the anchor: taken out of the next hole's loss
+        self._refused = 0  # packets in a row not accepted
+
+    @property
+    def pending(self) -> int:
+        return len(self.held) + len(self.chain)
+
+    def push(self, packet: Packet) -> list[Release]:
+        packet.shift(self.offset_s)
+        return self._place(packet)
+
+    def tick(self, host_s: float) -> list[Release]:
+        """Release what has waited REORDER_HOLD_S for a predecessor that did not come."""
+        return self._drain(host_s) if self.anchor is not None else []
+
+    def flush(self) -> list[Release]:
+        """The stream ended: release everything held; an unconfirmed other clock is rejected."""
+        out = self._release_held()
+        if self.chain:
+            if self.anchor is None:
+                out += self._reanchor()
+            else:
+                self._reject_chain()
+        return out
+
+    def shift_clock(self, delta_s: float) -> list[Release]:
+        """A sibling stream on the same device clock re-anchored: move this one's clock too, and place again the
+        candidates that were waiting for the new clock."""
+        self.offset_s += delta_s
+        chain, self.chain = self.chain, []
+        self._refused -= len(chain)
+        out = []
+        for packet in chain:
+            packet.shift(delta_s)
+            out += self._place(packet)
+        return out
+
+    # --- placing ---------------------------------------------------------------------------------------------
+
+    def _place(self, p: Packet) -> list[Release]:
+        if p.key in self._recent or any(q.key == p.key for q in self.held + self.chain):
+            self.stats.duplicates += 1
+            return []
+        if self.anchor is None:
+            return self._candidate(p)
+        placement = self.relate(self.anchor, p)
+        if placement.fit in (Fit.NEXT, Fit.AHEAD):
+            self._reject_chain()
+            if self.held and p.first_s < self.held[-1].first_s:
+                self.stats.reordered += 1  # it arrived after a packet that follows it
+            out = []
+            if placement.fit is Fit.NEXT:
+                out = self._release(p, "next")
+            else:
+                bisect.insort(self.held, p, key=lambda q: q.first_s)
+            return out + self._drain(p.host_s)
+        if placement.fit is Fit.BEHIND and self._in_lost_hole(p):
+            self.stats.late_packets += 1
+            self.stats.lost_packets = max(0, self.stats.lost_packets - 1)
+            return []
+        return self._candidate(p)
+
+    def _candidate(self, p: Packet) -> list[Release]:
+        self._refused += 1
+        if self.chain and self.relate(self.chain[-1], p).fit in (Fit.NEXT, Fit.AHEAD):
+            self.chain.append(p)
+        else:
+            self._reject_chain()
+            self.chain = [p]
+        if len(self.chain) >= (START_CHAIN if self.anchor is None else RESYNC_CHAIN) \
+                or self._refused >= MAX_REJECTIONS:
+            return self._reanchor()
+        return []
+
+    def _reject_chain(self) -> None:
+        self.stats.rejected_time += len(self.chain)
+        self._rejected_since += len(self.chain)
+        self.chain = []
+
+    def _reanchor(self) -> list[Release]:
+        """Trust the chain: the first packets of the stream, or a new device clock (a resync)."""
+        out = self._release_held()  # held packets belong to the old clock, before the step
+        chain, self.chain = self.chain, []
+        first, old = chain[0], self.anchor
+        if old is None:
+            how, gap_s, delta_s = "start", 0.0, 0.0
+        else:
+            # the new clock continues the old one; the host's arrival times tell how much time passed in between
+            gap_s = max(0.0, first.host_s - old.host_s - first.n * self.period_s)
+            delta_s = old.last_s + self.period_s + gap_s - first.first_s
+            how = "resync"
+            self.stats.resyncs += 1
+            self.stats.gaps_s.append(gap_s)
+        self.offset_s += delta_s
+        for packet in chain:
+            packet.shift(delta_s)
+        out += self._release(first, how)
+        for packet in chain[1:]:
+            placement = self.relate(self.anchor, packet)
+            out += self._release(packet, "next" if placement.fit is Fit.NEXT else "hole", placement.missing)
+        return out + self._drain(chain[-1].host_s)
+
+    def _release(self, p: Packet, how: str, missing: int = 0) -> list[Release]:
+        previous, self.anchor = self.anchor, p
+        if how == "hole":
+            self.stats.lost_packets += max(0, missing - self._rejected_since)
+            if previous is not None:
+                self._holes.append((previous.last_s, p.first_s))
+        self._rejected_since = self._refused = 0
+        self._recent.append(p.key)
+        self.stats.accepted_packets += 1
+        return [Release(p, previous, how)]
+
+    def _drain(self, host_s: float) -> list[Release]:
+        """Release held packets that now follow the anchor, or have waited long enough; drop overtaken ones."""
+        out = []
+        while self.held:
+            p = self.held[0]
+            placement = self.relate(self.anchor, p)
+            if placement.fit is Fit.NEXT:
+                out += self._release(self.held.pop(0), "next")
+            elif placement.fit is Fit.AHEAD:
+                if len(self.held) <= REORDER_DEPTH and host_s - p.host_s < REORDER_HOLD_S:
+                    break
+                out += self._release(self.held.pop(0), "hole", placement.missing)
+            else:  # overtaken by the packets around it: it fits nowhere after all
+                self.held.pop(0)
+                self.stats.rejected_time += 1
+                self._rejected_since += 1
+        return out
+
+    def _release_held(self) -> list[Release]:
+        out = []
+        while self.held and self.anchor is not None:
+            out += self._drain(float("inf"))
+        return out
+
+    def _in_lost_hole(self, p: Packet) -> bool:
+        slack = 0.5 * self.period_s
+        return any(after + slack <= p.first_s and p.last_s <= before - slack for after, before in self._holes)
+
+
+def relate_by_time(rate_hz: float) -> Relate:
+    """For streams with sample times only (PMD): the gap between the packets decides."""
+
+    def relate(a: Packet, b: Packet) -> Placement:
+        gap, tol = gap_samples(a, b, rate_hz), tolerance(b.n)
+        if gap < -tol:
+            return Placement(Fit.BEHIND)
+        if gap <= max(tol, 2.0, b.n / 2):  # what timestamp jitter can explain, but not a lost packet
+            return Placement(Fit.NEXT)
+        if gap / rate_hz > MAX_HOLE_S:
+            return Placement(Fit.NOWHERE)
+        return Placement(Fit.AHEAD, max(1, round(gap / b.n)))
+
+    return relate
+
+
+def relate_by_seq_and_time(rate_hz: float, seq_modulus: int, max_packet_samples: int) -> Relate:
+    """For streams with a sequence number (har-imu): sequence step d and time gap must tell the same story:
+    d = 1 and no gap; or d >= 2 and a gap of between d - 1 and (d - 1) x max_packet_samples samples."""
+
+    def relate(a: Packet, b: Packet) -> Placement:
+        d = (b.seq - a.seq) % seq_modulus
+        d = d - seq_modulus if d >= seq_modulus // 2 else d
+        gap, tol = gap_samples(a, b, rate_hz), tolerance(b.n)
+        if d == 1 and abs(gap) <= tol:
+            return Placement(Fit.NEXT)
+        if d >= 2 and tol < gap and d - 1 - tol <= gap <= (d - 1) * max_packet_samples + tol \
+                and gap / rate_hz <= MAX_HOLE_S:
+            return Placement(Fit.AHEAD, d - 1)
+        if d <= 0 and gap < -tol:
+            return Placement(Fit.BEHIND)
+        return Placement(Fit.NOWHERE)
+
+    return relate
