@@ -69,6 +69,48 @@ def stream_gap(last_t: float, first_t: float, host_gap_s: float, period_s: float
     return host_gap_s, last_t + period_s + host_gap_s - first_t
 
 
+async def decoded_frames(notifications: asyncio.Queue, decoder: StreamDecoder, stats: SourceStats,
+                         stall_timeout_s: float) -> AsyncIterator[ImuFrame]:
+    """The frames of one connection's notifications `(uuid, bytes, host time)`, in order; malformed packets counted
+    and skipped. Raises Disconnected at DISCONNECTED, or when no sample was accepted for `stall_timeout_s`: the
+    stall timer runs on accepted samples, so a device whose every packet is dropped is as silent as one that sends
+    nothing. Frames left without samples by validation are not passed on; a reset they carry goes with the next."""
+    last_sample_s = time.monotonic()
+    resync = False
+    while True:
+        frames: list[ImuFrame] = []
+        stall_s = last_sample_s + stall_timeout_s - time.monotonic()
+        item = None
+        if stall_s > 0:
+            try:  # while packets are held, wake up in time to release them
+                item = await asyncio.wait_for(notifications.get(),
+                                              min(stall_s, REORDER_HOLD_S) if decoder.pending else stall_s)
+            except TimeoutError:
+                pass
+        if item is DISCONNECTED or stall_s <= 0:
+            frames, reason = decoder.flush(), ("the device disconnected" if item is DISCONNECTED
+                                               else f"no valid data for {stall_timeout_s:g} s")
+        elif item is None:
+            frames, reason = decoder.tick(time.monotonic()), None
+        else:
+            uuid, data, host_s = item
+            stats.packets += 1
+            reason = None
+            try:
+                frames = decoder.decode(uuid, data, host_s)
+            except MalformedPacket:
+                stats.malformed_packets += 1
+        for frame in frames:
+            resync = resync or frame.reset_needed
+            if not len(frame.t_s):
+                continue
+            frame.reset_needed, resync = resync, False
+            last_sample_s = time.monotonic()
+            yield frame
+        if reason is not None:
+            raise Disconnected(reason)
+
+
 class BleakLink:
     """The GattLink a profile uses, over a connected BleakClient."""
 
@@ -123,13 +165,10 @@ class BleSource:
                 async with self._session(first=not streamed_before) as session:
                     if streamed_before:
                         self.stats.reconnects += 1
-                    first_after_gap, offset_s, resync = streamed_before, 0.0, False
-                    async for frame, host_s in self._decoded(session):
-                        resync = resync or frame.reset_needed
-                        if not len(frame.t_s):  # every sample failed validation: the reset goes with the next
-                            continue
-                        if resync:
-                            frame.reset_needed, frame.reset_reason, resync = True, "resync", False
+                    first_after_gap, offset_s = streamed_before, 0.0
+                    async for frame in decoded_frames(session.notifications, session.decoder, self.stats,
+                                                      self.stall_timeout_s):
+                        host_s = frame.host_s
                         if first_after_gap:
                             period_s = 1.0 / self.expected_rate_hz
                             gap_s, offset_s = stream_gap(last_t, float(frame.t_s[0]),
@@ -146,41 +185,6 @@ class BleSource:
                     raise HarError(f"BLE device {self.device_id!r}: {verb}; {self.reconnect.attempts} reconnect "
                                    f"attempts failed ({exc or type(exc).__name__})", BLE_EXIT_CODE) from None
                 await asyncio.sleep(self.reconnect.delay_s(failures))
-
-    async def _decoded(self, session: Session) -> AsyncIterator[tuple[ImuFrame, float]]:
-        """Decoded frames with their host arrival time; malformed packets counted and skipped. The stall timer runs
-        on accepted samples: a device whose every packet is dropped is as silent as one that sends nothing."""
-        decoder = session.decoder
-        last_sample_s = time.monotonic()
-        while True:
-            frames: list[ImuFrame] = []
-            stall_s = last_sample_s + self.stall_timeout_s - time.monotonic()
-            if stall_s <= 0:
-                for frame in decoder.flush():
-                    yield frame, frame.host_s
-                raise Disconnected(f"no valid data for {self.stall_timeout_s:g} s")
-            try:  # while packets are held, wake up in time to release them
-                item = await asyncio.wait_for(session.notifications.get(),
-                                              min(stall_s, REORDER_HOLD_S) if decoder.pending else stall_s)
-            except TimeoutError:
-                item = None
-            if item is DISCONNECTED:
-                for frame in decoder.flush():
-                    yield frame, frame.host_s
-                raise Disconnected("the device disconnected")
-            if item is None:
-                frames = decoder.tick(time.monotonic())
-            else:
-                uuid, data, host_s = item
-                self.stats.packets += 1
-                try:
-                    frames = decoder.decode(uuid, data, host_s)
-                except MalformedPacket:
-                    self.stats.malformed_packets += 1
-            for frame in frames:
-                if len(frame.t_s):
-                    last_sample_s = time.monotonic()
-                yield frame, frame.host_s
 
     async def _find(self, first: bool) -> BLEDevice:
         """The device by address, or by name until its address is known."""

@@ -9,16 +9,15 @@ samples are lost), sent twice, sent after the stream's next packet, sent with bi
 steps from a packet on, and a connection dropped by the watch, which then stays silent for `away_s`. The PMD setup
 answers can carry bad values too (offered rates, the GYRO FACTOR).
 
-Encoders here (delta compression, har-imu packing) are the test-side counterpart of har_app.ble; they are checked
-end to end against the samples they were given, never used to derive the parsers' expected values.
+The encoders (delta compression, har-imu packing) are in tests/ble_streams.py, the test-side counterpart of
+har_app.ble; they are checked end to end against the samples they were given, never used to derive the parsers'
+expected values.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import math
-import struct
 import uuid as uuid_lib
 from dataclasses import dataclass, field
 
@@ -34,13 +33,9 @@ from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 from har_app.ble import har_imu, pmd
-from har_app.ble.units import DPS_TO_RADS, MG_TO_MS2, STANDARD_GRAVITY
+from ble_streams import (DEVICE_EPOCH_NS, GYRO_FACTOR, HAR_IMU_ACC_LSB_PER_G, HAR_IMU_GYRO_LSB_PER_DPS,  # noqa: F401
+                         har_imu_packet, pmd_frame, tlv)
 
-DEVICE_EPOCH_NS = int((dt.datetime(2024, 1, 1) - dt.datetime(2000, 1, 1)).total_seconds()) * 10**9
-GYRO_FACTOR = 0.0625  # deg/s per count in the emulated PMD gyro stream (+-2048 deg/s in int16)
-HAR_IMU_ACC_LSB_PER_G = 4096  # +-8 g
-HAR_IMU_GYRO_LSB_PER_DPS = 16  # +-2048 deg/s
-DELTA_BLOCK = 4  # samples per delta block, so one frame holds blocks of different widths
 ADVERTISING_INTERVAL_MS = 20.0
 MTU = 247
 
@@ -73,34 +68,6 @@ class Delivered:
 def full_uuid(uuid: UUID) -> str:
     """bumble UUID -> lower-case 128-bit string, as BlueZ and bleak write them."""
     return str(uuid_lib.UUID(bytes=bytes(reversed(uuid.to_bytes(force_128=True)))))
-
-
-def signed_width(value: int) -> int:
-    """Bits of the smallest two's-complement field holding `value`."""
-    return (value if value >= 0 else ~value).bit_length() + 1
-
-
-def encode_delta_frames(values: np.ndarray, resolution_bits: int = 16, block: int = DELTA_BLOCK) -> bytes:
-    """Reference sample + blocks of deltas, each block as narrow as its largest delta needs (PMD layout)."""
-    width = resolution_bits // 8
-    out = b"".join(int(v).to_bytes(width, "little", signed=True) for v in values[0])
-    deltas = np.diff(values.astype(np.int64), axis=0)
-    for start in range(0, len(deltas), block):
-        chunk = [int(d) for d in deltas[start:start + block].ravel()]
-        bits = max(signed_width(d) for d in chunk)
-        packed = sum((d & ((1 << bits) - 1)) << (k * bits) for k, d in enumerate(chunk))
-        out += bytes([bits, len(chunk) // values.shape[1]]) + packed.to_bytes((bits * len(chunk) + 7) // 8, "little")
-    return out
-
-
-def tlv(setting: int, values: tuple) -> bytes:
-    """One PMD setting with any number of values: `<setting> <count> <values>`."""
-    fmt = pmd.SETTING_FORMATS[setting]
-    return bytes([setting, len(values)]) + b"".join(fmt.pack(v) for v in values)
-
-
-def to_int16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x), -32768, 32767).astype(np.int64)
 
 
 class EmulatedWatch:
@@ -320,17 +287,7 @@ class EmulatedWatch:
         return 0
 
     def _pmd_frame(self, measurement: int, first: int, stop: int, step_s: float = 0.0) -> bytes:
-        timestamp_ns = DEVICE_EPOCH_NS + round(((stop - 1) / self.fs_hz + step_s) * 1e9)  # of the last sample
-        if measurement == pmd.Measurement.ACC:
-            counts = to_int16(self.samples[first:stop, :3] / MG_TO_MS2)  # mG
-            if self.pmd_compressed:
-                frame_type, payload = pmd.COMPRESSED | 1, encode_delta_frames(counts)
-            else:
-                frame_type, payload = 1, counts.astype("<i2").tobytes()
-        else:
-            counts = to_int16(self.samples[first:stop, 3:] / DPS_TO_RADS / GYRO_FACTOR)
-            frame_type, payload = pmd.COMPRESSED | 0, encode_delta_frames(counts)
-        return pmd.DATA_HEADER.pack(measurement, timestamp_ns, frame_type) + payload
+        return pmd_frame(self.samples, measurement, first, stop, self.fs_hz, step_s, self.pmd_compressed)
 
     # --- har_imu_v1 --------------------------------------------------------------------------------------------
 
@@ -353,9 +310,5 @@ class EmulatedWatch:
             self._stop_stream("imu")
 
     def _har_imu_packet(self, first: int, stop: int, step_s: float = 0.0) -> bytes:
-        acc = to_int16(self.samples[first:stop, :3] / STANDARD_GRAVITY * HAR_IMU_ACC_LSB_PER_G)
-        gyro = to_int16(self.samples[first:stop, 3:] / DPS_TO_RADS * HAR_IMU_GYRO_LSB_PER_DPS)
         seq, self._seq = self._seq, (self._seq + 1) % har_imu.SEQ_MODULUS
-        t0_us = round((first / self.fs_hz + step_s) * 1e6) % har_imu.TIME_MODULUS
-        header = har_imu.HEADER.pack(har_imu.VERSION, stop - first, seq, t0_us)
-        return header + struct.pack(f"<{6 * (stop - first)}h", *np.hstack([acc, gyro]).ravel())
+        return har_imu_packet(self.samples, first, stop, seq, self.fs_hz, step_s)
