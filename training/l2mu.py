@@ -1,7 +1,12 @@
 """The L2MU: a Legendre Memory Unit whose every population is a population of LIF neurons (l2mu.md section 2).
 
-One function, `step`, advances the network by one sensor sample. The window forward loops over it,
-so training, export and streaming share one definition.
+`step` advances the network by one sensor sample through the snnTorch neurons: the definition that export and
+streaming use (`step_loop` loops it over a window). `run`, the window forward that training and evaluation use,
+computes the same equations population by population (training/l2mu_fused.py): each feed-forward population
+(channel, encoder, decoder, out) gets its currents for all T steps from one matrix product, and only the recurrent
+cell (u, m, h) steps in time, its recurrent products of s_h[t-1] and s_m[t-1] fused into one product per step;
+gradients are hand-written BPTT instead of an autograd graph per step. tests/test_fast_step.py checks that `run`
+gives the spikes, membranes and gradients of `step_loop`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import nn
 
 from training.config import POPULATIONS, L2MUConfig
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
+from training.l2mu_fused import Law, cell_sequence, lif_sequence
 from training.legendre import zoh_legendre
 
 State = dict[str, torch.Tensor]
@@ -64,8 +70,7 @@ class L2MU(nn.Module):
 
     def _fire(self, pop: str, current: torch.Tensor, state: State, new: State) -> torch.Tensor:
         lif = self.lif[pop]
-        if self.training and self.cfg.current_noise > 0:  # robustness to int8 rounding of membranes
-            current = current + torch.randn_like(current) * (self.cfg.current_noise * self.cfg.neuron_params[pop][1])
+        current = self._noisy(pop, current)  # robustness to int8 rounding of membranes
         if self.cfg.neuron == "synaptic":
             # I_syn[t] = a I_syn[t-1] + I[t];  U[t] = b U[t-1] + I_syn[t] - R[t] thr;  S[t] = H(U[t] - thr)
             spk, new[f"syn_{pop}"], new[f"mem_{pop}"] = lif(current, state[f"syn_{pop}"], state[f"mem_{pop}"])
@@ -101,17 +106,55 @@ class L2MU(nn.Module):
         return self.run(x)[0]
 
     def run(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loop `step` over a window from the zero state; with `record`, also every population's spikes (B, T, N)."""
-        state = self.initial_state(x.shape[0])
-        counts = torch.zeros(x.shape[0], self.cfg.n_classes, device=x.device)
-        trace: dict[str, list[torch.Tensor]] = {pop: [] for pop in POPULATIONS}
-        for t in range(x.shape[1]):
-            s_o, state = self.step(x[:, t], state)
-            counts = counts + s_o
-            if record:
-                for pop in POPULATIONS:
-                    trace[pop].append(state[f"spk_{pop}"].detach())
-        return counts, ({pop: torch.stack(v, 1) for pop, v in trace.items()} if record else {})
+        """Spike counts (B, C) of windows x (B, T, 6) from the zero state; with `record`, also every population's
+        spikes (B, T, N). Same equations as the loop over `step`, evaluated population by population."""
+        spikes, _ = self.trace(x)
+        counts = spikes["out"].sum(1)  # logits = sum_t s_o[t]
+        return counts, ({pop: s.detach() for pop, s in spikes.items()} if record else {})
+
+    def trace(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Spikes and membranes of every population over windows x (B, T, 6), each (B, T, N)."""
+        c = self.cfg
+        M, d, H = c.memory_size, c.order, c.hidden_size
+        xt = x.transpose(0, 1)  # time-major (T, B, 6) inside
+        spikes, mems = {}, {}
+
+        def fire(pop: str, current: torch.Tensor) -> torch.Tensor:
+            spikes[pop], mems[pop] = lif_sequence(self._noisy(pop, current), self._law(pop))
+            return spikes[pop]
+
+        s_ch = fire("channel", (xt[:, :, self.channel_order, None] * self.channel_weight
+                                + self.channel_bias).flatten(2))  # I_c = w_c x_c + b_c
+        s_in = fire("decoder", self.decoder(fire("encoder", self.encoder(s_ch))))
+        # [E_x s_in[t], W_x s_in[t], 0] for all t in one product; noise of u, h, m added here
+        x_cell = s_in @ torch.cat([self.e_x.weight, self.w_x.weight]).T
+        drive = torch.cat([x_cell, xt.new_zeros(*xt.shape[:2], M * d)], -1)
+        if self.training and c.current_noise > 0:
+            cols = (("u", M), ("h", H), ("m", M * d))
+            drive = drive + torch.cat([self._noise(pop, drive[..., :n]) for pop, n in cols], -1)
+        # [s_h[t-1], s_m[t-1]] -> [E_h s_h + E_m s_m, W_h s_h, A_bar s_m,k for every k]
+        w_rec = torch.cat([
+            torch.cat([self.e_h.weight.T, self.w_h.weight.T, x.new_zeros(H, M * d)], 1),
+            torch.cat([self.e_m.weight.T, x.new_zeros(M * d, H), torch.block_diag(*[self.A_bar.T] * M)], 1)])
+        b_mat = torch.block_diag(*[self.B_bar[None]] * M)  # s_u (B, M) @ b_mat = B_bar s_u,k for every k
+        spikes["u"], spikes["m"], spikes["h"], cell_mem = cell_sequence(
+            drive, w_rec, b_mat, self.w_m.weight.T, (self._law("u"), self._law("m"), self._law("h")), (M, H, M * d))
+        mems["u"], mems["h"], mems["m"] = cell_mem.split([M, H, M * d], -1)
+        fire("out", self.out(spikes["h"]))  # I_o = W_o s_h[t] + b_o
+        return ({pop: spikes[pop].transpose(0, 1) for pop in POPULATIONS},
+                {pop: mems[pop].transpose(0, 1) for pop in POPULATIONS})
+
+    def _law(self, pop: str) -> Law:
+        lif = self.lif[pop]
+        alpha = lif.alpha.clamp(0, 1) if self.cfg.neuron == "synaptic" else None
+        return Law(lif.beta.clamp(0, 1), lif.threshold, alpha, lif.spike_grad)
+
+    def _noise(self, pop: str, current: torch.Tensor) -> torch.Tensor:
+        return torch.randn_like(current) * (self.cfg.current_noise * self.cfg.neuron_params[pop][1])
+
+    def _noisy(self, pop: str, current: torch.Tensor) -> torch.Tensor:
+        """Training noise on input currents (as `_fire` adds it), for robustness to int8 rounding."""
+        return current + self._noise(pop, current) if self.training and self.cfg.current_noise > 0 else current
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The tensors that define this model (trainable weights and the frozen A_bar, B_bar)."""
@@ -134,6 +177,18 @@ class L2MU(nn.Module):
             "h": (c.n_classes, M + H),  # W_o now; E_h and W_h next step
             "out": (0, 0),
         }
+
+
+def step_loop(model: L2MU, x: torch.Tensor) -> tuple[torch.Tensor, list[State]]:
+    """The reference window forward: `step` looped over x (B, T, 6) from the zero state; spike counts (B, C) and
+    the state after every step. `run` must agree with it (tests/test_fast_step.py, bench/epoch_speed.py)."""
+    state, states = model.initial_state(x.shape[0]), []
+    counts = x.new_zeros(x.shape[0], model.cfg.n_classes)
+    for t in range(x.shape[1]):
+        s_o, state = model.step(x[:, t], state)
+        counts = counts + s_o
+        states.append(state)
+    return counts, states
 
 
 def numpy_weights(model: L2MU) -> dict[str, np.ndarray]:
