@@ -1,23 +1,22 @@
 """The int8 step model for firmware: a C++ source holding the .tflite as an array, and one header declaring it with
-every constant firmware needs to feed it (rate, window, hop, lanes, normalisation, quantisation, labels, state
-variables, arena). `har train --compress int8` writes them into the run directory, `har deploy` into MCU bundles.
+every constant firmware needs to feed it: the deployment contract's values (deploy/contract.py: rate, window, hop,
+lanes, normalisation, quantisation, spike threshold, labels), the state variables and the arena. `har train --compress int8` writes them into the run directory, `har deploy` into MCU bundles.
 
 TFLM reads the flatbuffer in place, so the array is const (it stays in flash) and 16-byte aligned (TFLM aligns
-tensor data to 16 bytes; toolchain.md section 9).
+tensor data to 16 bytes; docs/toolchain.md, "Model data in flash").
 """
 
 from __future__ import annotations
 
 import re
 
-from deploy.fit import lane_count
+from deploy.contract import build_contract
+from deploy.har_contract import SCHEMA, SCHEMA_VERSION, DeploymentContract
 from deploy.tflite_model import StepModelInfo
 from deploy.tflm_arena_probe import ArenaMeasurement
 from training.run_dir import Run
 
 BYTES_PER_ROW = 12
-SPIKE_THRESHOLD = 0.5  # contract: dequantised output > 0.5 is a spike
-CHANNEL_ORDER = "acc_x, acc_y, acc_z (m/s^2), gyro_x, gyro_y, gyro_z (rad/s)"
 
 
 def c_identifier(name: str) -> str:
@@ -52,10 +51,37 @@ def model_source(data: bytes, name: str, header_file: str) -> str:
     ])
 
 
+def contract_defines(contract: DeploymentContract) -> list[str]:
+    """The deployment contract as C: one #define or static const per contract value (firmware holds no literal)."""
+    c = contract
+    order = ", ".join(f"{ch.name} ({ch.unit})" for ch in c.channels)
+    return [
+        f"// Deployment contract (har-contract.json, schema {SCHEMA} v{SCHEMA_VERSION}) of run {c.run}",
+        f"#define HAR_CHANNELS {len(c.channels)}  // {order}",
+        f"#define HAR_NUM_CLASSES {len(c.classes)}",
+        f"#define HAR_SAMPLE_RATE_HZ {c_float(c.model_rate_hz)}",
+        f"#define HAR_WINDOW {c.window}  // samples per window (one decision), from the zero state",
+        f"#define HAR_HOP {c.hop}  // samples between decisions",
+        f"#define HAR_LANES {c.lanes}  // overlapping windows = interpreters: ceil(HAR_WINDOW / HAR_HOP)",
+        "",
+        "// Input: z = (x - mean) / std, then q = round(z / scale) + zero_point (int8)",
+        f"#define HAR_INPUT_SCALE {c_float(c.input_quantization.scale)}",
+        f"#define HAR_INPUT_ZERO_POINT {c.input_quantization.zero_point}",
+        "// Output: spike when scale * (q - zero_point) > HAR_SPIKE_THRESHOLD",
+        f"#define HAR_OUTPUT_SCALE {c_float(c.output_quantization.scale)}",
+        f"#define HAR_OUTPUT_ZERO_POINT {c.output_quantization.zero_point}",
+        f"#define HAR_SPIKE_THRESHOLD {c_float(c.spike_threshold)}",
+        "",
+        f"// z = (x - mean) / std per channel, order {order}",
+        f"static const float kHarMean[HAR_CHANNELS] = {{{', '.join(c_float(v) for v in c.mean)}}};",
+        f"static const float kHarStd[HAR_CHANNELS] = {{{', '.join(c_float(v) for v in c.std)}}};",
+        f"static const char* const kHarLabels[HAR_NUM_CLASSES] = {{{', '.join(c_string(n) for n in c.classes)}}};",
+    ]
+
+
 def model_header(name: str, run: Run, info: StepModelInfo, arena: ArenaMeasurement) -> str:
-    """The header of `model_source`'s array with the deployment constants of the run and the model."""
+    """The header of `model_source`'s array with the run's deployment contract and the model's state and arena."""
     c_identifier(name)
-    mean, std = run.normalization.mean, run.normalization.std
     state_lines = [f"//   {s.name}: {s.size} x {s.dtype}"
                    + (f", read as int8 with scale {s.read_quant.scale:.9g}, zero point {s.read_quant.zero_point}"
                       if s.read_quant else "") for s in info.states]
@@ -68,20 +94,7 @@ def model_header(name: str, run: Run, info: StepModelInfo, arena: ArenaMeasureme
         f"extern const unsigned char {name}[];  // {info.size_bytes} bytes, 16-byte aligned, in flash",
         f"extern const unsigned int {name}_len;",
         "",
-        f"#define HAR_CHANNELS {info.input_shape[-1]}  // {CHANNEL_ORDER}",
-        f"#define HAR_NUM_CLASSES {len(run.classes)}",
-        f"#define HAR_SAMPLE_RATE_HZ {c_float(run.fs_hz)}",
-        f"#define HAR_WINDOW {run.window}  // samples per window (one decision), from the zero state",
-        f"#define HAR_HOP {run.hop}  // samples between decisions",
-        f"#define HAR_LANES {lane_count(run)}  // overlapping windows = interpreters",
-        "",
-        "// Input: z = (x - mean) / std, then q = round(z / scale) + zero_point (int8)",
-        f"#define HAR_INPUT_SCALE {c_float(info.input_quant.scale)}",
-        f"#define HAR_INPUT_ZERO_POINT {info.input_quant.zero_point}",
-        "// Output: spike when scale * (q - zero_point) > HAR_SPIKE_THRESHOLD",
-        f"#define HAR_OUTPUT_SCALE {c_float(info.output_quant.scale)}",
-        f"#define HAR_OUTPUT_ZERO_POINT {info.output_quant.zero_point}",
-        f"#define HAR_SPIKE_THRESHOLD {c_float(SPIKE_THRESHOLD)}",
+        *contract_defines(build_contract(run, info=info)),
         "",
         f"// State: {len(info.states)} resource variables, {info.state_bytes} bytes, inside each lane's arena:",
         *state_lines,
@@ -91,10 +104,5 @@ def model_header(name: str, run: Run, info: StepModelInfo, arena: ArenaMeasureme
         "// interpreter allocates, invokes, resets and invokes the model again) + "
         f"{arena.margin_bytes} bytes margin (10 %, 16-byte aligned).",
         f"#define HAR_ARENA_BYTES {arena.arena_bytes}",
-        "",
-        f"// z = (x - mean) / std per channel, order {CHANNEL_ORDER}",
-        f"static const float kHarMean[HAR_CHANNELS] = {{{', '.join(c_float(v) for v in mean)}}};",
-        f"static const float kHarStd[HAR_CHANNELS] = {{{', '.join(c_float(v) for v in std)}}};",
-        f"static const char* const kHarLabels[HAR_NUM_CLASSES] = {{{', '.join(c_string(c) for c in run.classes)}}};",
         "",
     ])

@@ -198,15 +198,19 @@ def _parent(out: Path) -> Path:
 
 
 def _write_bundle(profile, folder, model, run, info, arena, parity_windows, stage, progress, task):
-    """(files, parity) for the profile's bundle kind."""
+    """(files, parity) for the profile's bundle kind; every kind carries the deployment contract's manifest."""
+    from deploy.contract import build_contract, write_contract
+
+    contract = build_contract(run, model, info)
+    manifest = write_contract(folder, contract)
     if profile.bundle == "linux":
         from deploy.bundle_linux import write_linux_bundle
 
-        return write_linux_bundle(folder, model, run, profile.name), None
+        return sorted([manifest, *write_linux_bundle(folder, model, contract, profile.name)]), None
     if profile.bundle == "android":
         from deploy.bundle_android import write_android_bundle
 
-        return write_android_bundle(folder, model, run, info), None
+        return sorted([manifest, *write_android_bundle(folder, model, contract)]), None
     from deploy.bundle_stm32 import write_stm32_bundle
     from deploy.parity import compare_tflm_litert, held_out_windows
     from deploy.step_runtimes import TFLMStep, window_counts
@@ -214,7 +218,7 @@ def _write_bundle(profile, folder, model, run, info, arena, parity_windows, stag
     raw, labels = held_out_windows(run, parity_windows)
     z = run.normalization.apply(raw)
     counts = window_counts(TFLMStep(model, arena.arena_bytes), z[:1])[0]
-    files = write_stm32_bundle(folder, model, run, info, arena, (raw[0], counts, labels[0]))
+    files = sorted([manifest, *write_stm32_bundle(folder, model, run, info, arena, (raw[0], counts, labels[0]))])
     progress.advance(task)
     stage(f"TFLM vs LiteRT on {len(z)} held-out windows")
     return files, compare_tflm_litert(model, z, arena.arena_bytes)

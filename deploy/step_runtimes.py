@@ -6,29 +6,29 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from deploy.contract import SPIKE_THRESHOLD
+from deploy.har_contract import Quantization, output_spikes, quantize_input
 from deploy.tflite_model import RESET_SIGNATURE, STEP_SIGNATURE
 from training.errors import HarError
 
 
 class QuantizedIO:
-    """Quantise the normalised input and dequantise output spikes with the model's own parameters."""
+    """Quantise the normalised input and turn the raw output into spikes with the model's own parameters and the
+    contract's rules (deploy/har_contract.py)."""
 
     def __init__(self, input_details: dict, output_details: dict) -> None:
-        self.in_dtype, self.out_dtype = input_details["dtype"], output_details["dtype"]
-        self.in_scale, self.in_zero = _scale_zero(input_details)
-        self.out_scale, self.out_zero = _scale_zero(output_details)
+        self.input_quant, self.output_quant = _quantization(input_details), _quantization(output_details)
 
     def quantize(self, z: np.ndarray) -> np.ndarray:
-        if self.in_dtype == np.float32:
-            return z.astype(np.float32)[None]
-        q = np.round(z / self.in_scale + self.in_zero)  # q = round(z / s) + z0
-        return np.clip(q, -128, 127).astype(self.in_dtype)[None]
+        return quantize_input(z, self.input_quant)[None]
 
     def spikes(self, out: np.ndarray) -> np.ndarray:
-        v = out[0].astype(np.float32)
-        if self.out_dtype != np.float32:
-            v = (v - self.out_zero) * self.out_scale  # x = s (q - z0)
-        return (v > 0.5).astype(np.float32)
+        return output_spikes(out[0], self.output_quant, SPIKE_THRESHOLD)
+
+
+def _quantization(details: dict) -> Quantization:
+    scale, zero = _scale_zero(details)
+    return Quantization(np.dtype(details["dtype"]).name, scale, zero)
 
 
 def _scale_zero(details: dict) -> tuple[float, int]:

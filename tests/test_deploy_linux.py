@@ -76,7 +76,7 @@ def test_runner_skips_malformed_stdin_lines_and_benchmarks(rpi4_bundle):
 
 def test_rpi4_bundle_contents_and_estimate(rpi4_bundle):
     result, out = rpi4_bundle
-    assert {"model_int8.tflite", "bundle.json", "har_runner.py", "requirements.txt", "har.service",
+    assert {"model_int8.tflite", "har-contract.json", "har_runner.py", "requirements.txt", "har.service",
             "labels.txt", "report.json"} <= {p.name for p in out.iterdir()}
     assert result["latency_us"]["estimate"] is True and result["parity"] is None
     assert "numpy" in (out / "requirements.txt").read_text() and "ExecStart=" in (out / "har.service").read_text()

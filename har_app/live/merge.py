@@ -19,15 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import i0
 
+from deploy.stream_resampler import HOLE_PERIODS, KERNEL_PERIODS, MAX_GAP_S, TIME_EPS_S, value_at
 from har_app.sources.base import ImuFrame
 
-KERNEL_PERIODS = 10  # half-width in periods of the slower rate (resample_poly: half_len = 10 * max(up, down))
-KAISER_BETA = 5.0  # resample_poly's default window ('kaiser', 5.0)
-HOLE_PERIODS = 1.5  # an input interval longer than this many nominal periods is a hole: interpolate linearly
 SENSORS = ("acc", "gyro")
-TIME_EPS_S = 1e-9  # grid and sample times this close count as equal
 MAX_LEAD_S = 5.0  # one sensor this far ahead of the other: the other has stalled (bounds the memory held)
 
 
@@ -48,13 +44,6 @@ class MergeCounts:
     non_finite: int = 0  # NaN/inf values: dropped
     gaps: int = 0  # holes longer than max_gap_s: segment restarts
     emitted: int = 0
-
-
-def resampling_kernel(tau: np.ndarray, fs_slow: float) -> np.ndarray:
-    """Weights for input samples tau seconds from the output time (not normalised)."""
-    r = np.clip(np.abs(tau) * fs_slow / KERNEL_PERIODS, 0.0, 1.0)
-    # h(tau) = sinc(fs_slow tau) I0(beta sqrt(1 - (tau / T)^2)) / I0(beta),  T = KERNEL_PERIODS / fs_slow
-    return np.sinc(fs_slow * tau) * i0(KAISER_BETA * np.sqrt(1.0 - r * r)) / i0(KAISER_BETA)
 
 
 class SensorBuffer:
@@ -95,24 +84,14 @@ class SensorBuffer:
 
     def value_at(self, t: float, fs_slow: float, hole_s: float) -> tuple[np.ndarray, str | None]:
         """Resampled value and nearest label at time t (within the held samples' span)."""
-        right = int(np.searchsorted(self.t, t))
-        left = right - 1
-        if 0 <= left and right < len(self.t) and self.t[right] - self.t[left] > hole_s:
-            a = (t - self.t[left]) / (self.t[right] - self.t[left])
-            nearest = left if a < 0.5 else right
-            return (1 - a) * self.x[left] + a * self.x[right], self.labels[nearest]  # x = (1 - a) x_l + a x_r
-        half = KERNEL_PERIODS / fs_slow
-        lo, hi = np.searchsorted(self.t, [t - half, t + half], side="right")
-        tau = t - self.t[lo:hi]
-        w = resampling_kernel(tau, fs_slow)
-        nearest = lo + int(np.argmin(np.abs(tau)))
-        return w @ self.x[lo:hi] / w.sum(), self.labels[nearest]  # y(t) = sum_k h(t - t_k) x_k / sum_k h(t - t_k)
+        value, nearest = value_at(self.t, self.x, t, fs_slow, hole_s)  # deploy/stream_resampler.py
+        return value, self.labels[nearest]
 
 
 class StreamMerger:
     """Turns frames of one or both sensors into 6-axis samples on the model-rate grid, incrementally."""
 
-    def __init__(self, fs_out: float, fs_in: float, max_gap_s: float = 1.0) -> None:
+    def __init__(self, fs_out: float, fs_in: float, max_gap_s: float = MAX_GAP_S) -> None:
         if fs_out <= 0 or fs_in <= 0:
             raise ValueError(f"rates must be positive, got fs_out={fs_out}, fs_in={fs_in}")
         self.fs_out, self.fs_in, self.max_gap_s = fs_out, fs_in, max_gap_s

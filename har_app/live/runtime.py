@@ -1,9 +1,9 @@
 """Streaming inference: one model step per model-rate sample in staggered lanes, one decision every hop.
 
 As in training, every window is `window` samples run from the zero state. Window k starts at sample k * hop of the
-segment, so ceil(window / hop) lanes run at once, lane k mod L taking window k and resetting at its start. The
-decision rule is the contract's: class = argmax of the window's summed output spikes (ties -> lowest index),
-confidence = max count / total count (0 without spikes); a decision's label is the majority label of its window.
+segment, so L = ceil(window / hop) lanes run at once, lane k mod L taking window k and resetting at its start. The
+decision rule is the deployment contract's (deploy/har_contract.py `decide`); a decision's label is the majority label
+of its window.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deploy.har_contract import decide
 from har_app.live.backends import StepModel
 from har_app.live.merge import ModelSample
 from training.run_dir import lanes_needed
@@ -29,13 +30,6 @@ class Decision:
     confidence: float
     counts: np.ndarray  # summed output spikes (C,)
     label: str | None  # majority ground-truth label of the window, where the source carries labels
-
-
-def decide(counts: np.ndarray) -> tuple[int, float]:
-    """class = argmax_c n_c (lowest index on ties); confidence = max_c n_c / sum_c n_c, 0 with no spikes."""
-    total = float(counts.sum())
-    best = int(np.argmax(counts))
-    return best, float(counts[best]) / total if total > 0 else 0.0
 
 
 @dataclass

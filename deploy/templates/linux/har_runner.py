@@ -1,28 +1,48 @@
 #!/usr/bin/env python3
 """har runner: classify a 6-axis IMU stream with the bundled int8 L2MU step model on LiteRT.
 
-Needs only numpy and ai-edge-litert (or tflite-runtime). Reads `bundle.json` beside it (rate, window, hop,
-normalisation, labels). Sources: a CSV recording in har's format (`timestamp_s, acc_x..gyro_z, label, subject`; SI
-units) or stdin (one sample per line: acc_x acc_y acc_z gyro_x gyro_y gyro_z, comma or space separated, at the model
-rate). Prints one line per decision (`--json`: one JSON object per line, then a summary), and with `--benchmark`
-times the model: warm-up, then `--runs` decisions, median and p99 per step and per decision, as JSON.
+Needs only numpy and ai-edge-litert (or tflite-runtime), not `har`. Everything it does is set by the deployment
+contract `har-contract.json` beside it (channels, rate, resampler, normalisation, window, hop, lanes, quantisation,
+spike and decision rules, classes), read and checked by `har_contract.py`; recordings are resampled to the model rate by
+`har_resampler.py`, the resampler `har live` uses. Sources: a CSV recording in har's format (`timestamp_s,
+acc_x..gyro_z, label, subject`; SI units) or stdin (one sample per line: acc_x acc_y acc_z gyro_x gyro_y gyro_z, comma
+or space separated, at the model rate). Prints one line per decision (`--json`: one JSON object per line, then a
+summary), and with `--benchmark` times the model: warm-up, then `--runs` decisions, median and p99 per step and per
+decision, as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+MODEL_FILE = "model_int8.tflite"
 CSV_HEADER = ["timestamp_s", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z", "label", "subject"]
+
+
+def bundled_module(name: str):
+    """A module shipped in this folder, loaded by path (works under `python -I`, which leaves the folder off
+    sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+har_contract = bundled_module("har_contract")
+har_resampler = bundled_module("har_resampler")
 
 
 def interpreter_class():
@@ -36,6 +56,13 @@ def interpreter_class():
         return Interpreter, "tflite-runtime"
 
 
+def load_contract():
+    try:
+        return har_contract.load_contract(HERE / har_contract.MANIFEST)
+    except har_contract.ContractError as exc:
+        sys.exit(f"error: {exc}")
+
+
 class StepModel:
     """One lane: the step model on its own interpreter, run through its `step` signature. reset() runs the
     `zero_state` signature, which zeroes the neuron state (reset_all_variables() leaves resource variables as they
@@ -45,64 +72,78 @@ class StepModel:
         Interpreter, _ = interpreter_class()
         it = Interpreter(model_content=model, num_threads=threads)
         self._step, self._zero = it.get_signature_runner("step"), it.get_signature_runner("zero_state")
-        self.in_scale, self.in_zero = self._step.get_input_details()["x_t"]["quantization"]
-        self.out_scale, self.out_zero = self._step.get_output_details()["spikes"]["quantization"]
+        self.quantization = (self._step.get_input_details()["x_t"]["quantization"],
+                             self._step.get_output_details()["spikes"]["quantization"])
         self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
 
     def reset(self) -> None:
         self._zero(flag=self._flag)
 
-    def step(self, z: np.ndarray) -> np.ndarray:
-        q = np.clip(np.round(z / self.in_scale + self.in_zero), -128, 127).astype(np.int8)[None]  # q = round(z/s) + z0
-        out = self._step(x_t=q)["spikes"][0].astype(np.float32)
-        return (self.out_scale * (out - self.out_zero) > 0.5).astype(np.int64)  # spike: s (q - z0) > 0.5
+    def step(self, q: np.ndarray) -> np.ndarray:
+        """One quantised sample (6,) in, the raw output (C,) out."""
+        return self._step(x_t=q[None])["spikes"][0]
+
+
+def check_model(contract, model: StepModel) -> None:
+    """The manifest's quantisation must be the model's own (a manifest from another run would silently misread it)."""
+    for name, (scale, zero) in zip(("input_quantization", "output_quantization"), model.quantization):
+        q = getattr(contract, name)
+        if not (math.isclose(q.scale, scale, rel_tol=1e-6) and q.zero_point == zero):
+            sys.exit(f"error: {har_contract.MANIFEST}: field {name!r} ({q.scale:g}, {q.zero_point}) does not match "
+                     f"{MODEL_FILE} ({scale:g}, {zero})")
 
 
 class Lanes:
-    """Window k starts at sample k * hop on lane k mod L, from the zero state; a decision when a window completes:
-    class = argmax of its summed output spikes (ties: lowest index), confidence = max count / total count."""
+    """The contract's reset rule: window k starts at sample k * hop of the segment on lane k mod L, from the zero
+    state; when a window completes, the contract's decision rule over its summed output spikes."""
 
-    def __init__(self, cfg: dict, model: bytes, threads: int) -> None:
-        self.window, self.hop = cfg["window"], cfg["hop"]
-        self.mean, self.std = np.array(cfg["mean"], np.float32), np.array(cfg["std"], np.float32)
-        self.models = [StepModel(model, threads) for _ in range(math.ceil(self.window / self.hop))]
-        self.start: list[int | None] = [None] * len(self.models)
-        self.counts = [np.zeros(len(cfg["classes"]), np.int64) for _ in self.models]
-        self.index = 0
+    def __init__(self, contract, model: bytes, threads: int) -> None:
+        self.contract = contract
+        self.models = [StepModel(model, threads) for _ in range(contract.lanes)]
+        check_model(contract, self.models[0])
+        self.start: list[int | None] = [None] * contract.lanes
+        self.counts = [np.zeros(len(contract.classes), np.int64) for _ in self.models]
+        self.labels = [Counter() for _ in self.models]
+        self.index = 0  # samples of the current segment
+        self.samples = 0  # samples of every segment
         self.step_ns: list[int] = []
 
-    def push(self, x: np.ndarray) -> dict | None:
-        i = self.index
+    def restart(self) -> None:
+        """A new segment (after a gap): every lane idle; the next sample opens window 0."""
+        self.index = 0
+        self.start = [None] * len(self.models)
+
+    def push(self, x: np.ndarray, label: str | None = None) -> dict | None:
+        c, i = self.contract, self.index
         self.index += 1
-        if i % self.hop == 0:
-            lane = (i // self.hop) % len(self.models)
+        self.samples += 1
+        if i % c.hop == 0:
+            lane = (i // c.hop) % len(self.models)
             self.models[lane].reset()
-            self.start[lane], self.counts[lane][:] = i, 0
-        z = ((x - self.mean) / self.std).astype(np.float32)  # z = (x - mean) / std
+            self.start[lane], self.labels[lane] = i, Counter()
+            self.counts[lane][:] = 0
+        q = c.quantize(x)
         decision = None
         for lane, model in enumerate(self.models):
             if self.start[lane] is None:
                 continue
             t0 = time.perf_counter_ns()
-            self.counts[lane] += model.step(z)
+            self.counts[lane] += c.spikes(model.step(q)).astype(np.int64)
             self.step_ns.append(time.perf_counter_ns() - t0)
-            if i - self.start[lane] + 1 == self.window:
+            self.labels[lane][label] += 1
+            if i - self.start[lane] + 1 == c.window:
                 counts = self.counts[lane]
-                best, total = int(np.argmax(counts)), int(counts.sum())
-                decision = {"sample": i, "class_index": best, "confidence": counts[best] / total if total else 0.0,
-                            "counts": counts.tolist()}
+                best, confidence = har_contract.decide(counts)
+                known = Counter({k: v for k, v in self.labels[lane].items() if k is not None})
+                decision = {"sample": i, "class_index": best, "confidence": confidence, "counts": counts.tolist(),
+                            "label": known.most_common(1)[0][0] if known else None}
                 self.start[lane] = None
         return decision
 
 
-def resample(t: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
-    """Linear interpolation onto a uniform grid at fs from the recording's own time stamps."""
-    grid = np.arange(t[0], t[-1] + 0.5 / fs, 1.0 / fs)
-    return np.stack([np.interp(grid, t, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
-
-
-def read_csv(path: Path, fs: float) -> tuple[np.ndarray, list[str], int]:
-    """(samples (n, 6) at fs, label per sample, malformed rows skipped)."""
+def read_csv(path: Path, contract) -> tuple[list, int]:
+    """The recording resampled to the model rate as `har live` resamples it: a list of segments (between gaps) of
+    (time s, sample (6,), label), and the malformed rows skipped."""
     times, rows, labels, malformed = [], [], [], 0
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
@@ -115,19 +156,20 @@ def read_csv(path: Path, fs: float) -> tuple[np.ndarray, list[str], int]:
             except (ValueError, IndexError):
                 malformed += 1
                 continue
-            if not all(math.isfinite(v) for v in (t, *values)):
+            if len(row) != len(CSV_HEADER) or not label or not all(math.isfinite(v) for v in (t, *values)):
                 malformed += 1
                 continue
             times.append(t), rows.append(values), labels.append(label)
     if len(rows) < 2:
         sys.exit(f"error: {path}: fewer than two valid rows")
-    t, x = np.array(times), np.array(rows, np.float32)
-    rate = (len(t) - 1) / (t[-1] - t[0]) if t[-1] > t[0] else fs
-    if abs(rate - fs) > 0.02 * fs:
-        print(f"resampling {path.name} from {rate:.3g} Hz to {fs:g} Hz", file=sys.stderr)
-        x = resample(t, x, fs)
-        labels = [labels[min(int(np.searchsorted(t, t[0] + k / fs)), len(labels) - 1)] for k in range(len(x))]
-    return x, labels, malformed
+    r = contract.resampler
+    if (r.half_width_periods, r.kaiser_beta, r.hole_periods) != (har_resampler.KERNEL_PERIODS, har_resampler.KAISER_BETA,
+                                                                  har_resampler.HOLE_PERIODS):
+        sys.exit(f"error: {har_contract.MANIFEST}: field 'resampler' does not match the bundled har_resampler.py")
+    x = np.array(rows, np.float32)
+    segments = har_resampler.resample_recording(np.array(times), x, contract.model_rate_hz, r.max_gap_s)
+    return [[(t, v.astype(np.float32), labels[k]) for t, v, k in zip(s.t, s.x, s.source_index)]
+            for s in segments], malformed
 
 
 def stdin_samples(counter: dict):
@@ -148,13 +190,12 @@ def percentiles_us(ns: list[int]) -> dict:
     return {"median": float(np.median(a)), "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "n": len(a)}
 
 
-def benchmark(cfg: dict, model: bytes, threads: int, runs: int, warmup: int, samples: np.ndarray | None) -> dict:
+def benchmark(contract, model: bytes, threads: int, runs: int, warmup: int, samples: list | None) -> dict:
     """Time the streaming pipeline: per step (one invoke) and per decision (the `hop` samples, with every lane's
     steps and window resets, that lead to one decision)."""
-    lanes = Lanes(cfg, model, threads)
-    rng = np.random.default_rng(0)
-    stream = samples if samples is not None and len(samples) else rng.normal(size=(4 * cfg["window"], 6))
-    stream = stream.astype(np.float32)
+    lanes = Lanes(contract, model, threads)
+    stream = (np.array([x for segment in samples for _, x, _ in segment], np.float32) if samples else
+              np.random.default_rng(0).normal(size=(4 * contract.window, len(contract.channels))).astype(np.float32))
     decisions_ns, k = [], 0
     while len(decisions_ns) < runs:
         t0 = time.perf_counter_ns()
@@ -162,7 +203,7 @@ def benchmark(cfg: dict, model: bytes, threads: int, runs: int, warmup: int, sam
         while decision is None:
             decision = lanes.push(stream[k % len(stream)])
             k += 1
-        if k > cfg["window"] + warmup * cfg["hop"]:  # warm-up: the first window plus `warmup` decisions
+        if k > contract.window + warmup * contract.hop:  # warm-up: the first window plus `warmup` decisions
             decisions_ns.append(time.perf_counter_ns() - t0)
         else:
             lanes.step_ns.clear()
@@ -173,16 +214,15 @@ def benchmark(cfg: dict, model: bytes, threads: int, runs: int, warmup: int, sam
                           "per_decision_us": percentiles_us(decisions_ns)}}
 
 
-def emit(decision: dict, cfg: dict, as_json: bool, label: str | None) -> None:
-    decision = {**decision, "class": cfg["classes"][decision["class_index"]], "t_s": decision["sample"] / cfg["fs_hz"]}
-    if label is not None:
-        decision["label"] = label
+def emit(decision: dict, contract, t_s: float, as_json: bool) -> None:
+    decision = {**decision, "class": contract.classes[decision["class_index"]], "t_s": t_s}
+    if decision["label"] is None:
+        del decision["label"]
     if as_json:
         print(json.dumps(decision), flush=True)
     else:
-        truth = f"  (true {label})" if label is not None else ""
-        print(f"t={decision['t_s']:8.2f}s  {decision['class']:>12}  confidence {decision['confidence']:.2f}{truth}",
-              flush=True)
+        truth = f"  (true {decision['label']})" if "label" in decision else ""
+        print(f"t={t_s:8.2f}s  {decision['class']:>12}  confidence {decision['confidence']:.2f}{truth}", flush=True)
 
 
 def main() -> None:
@@ -195,35 +235,35 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="LiteRT threads")
     ap.add_argument("--json", action="store_true", help="one JSON object per decision, then a summary")
     args = ap.parse_args()
-    cfg = json.loads((HERE / "bundle.json").read_text())
-    model = (HERE / cfg["model"]).read_bytes()
+    contract = load_contract()
+    model = (HERE / MODEL_FILE).read_bytes()
     if args.benchmark:
         if args.runs < 50:
             sys.exit("error: --runs must be at least 50")
-        samples = read_csv(args.csv, cfg["fs_hz"])[0] if args.csv else None
-        print(json.dumps(benchmark(cfg, model, args.threads, args.runs, args.warmup, samples)), flush=True)
+        samples = read_csv(args.csv, contract)[0] if args.csv else None
+        print(json.dumps(benchmark(contract, model, args.threads, args.runs, args.warmup, samples)), flush=True)
         return
     if not args.csv and not args.stdin:
         sys.exit("error: give --csv FILE, --stdin or --benchmark")
-    lanes = Lanes(cfg, model, args.threads)
-    counter = {"malformed": 0, "decisions": 0}
+    lanes = Lanes(contract, model, args.threads)
+    counter = {"malformed": 0, "decisions": 0, "segments": 0}
     if args.csv:
-        recording, labels, counter["malformed"] = read_csv(args.csv, cfg["fs_hz"])
-        source = zip(recording, labels)
+        segments, counter["malformed"] = read_csv(args.csv, contract)
     else:
-        source = ((sample, None) for sample in stdin_samples(counter))
-    window_labels: list[str | None] = []
+        segments = [((k / contract.model_rate_hz, x, None) for k, x in enumerate(stdin_samples(counter)))]
     try:
-        for sample, label in source:
-            window_labels = (window_labels + [label])[-cfg["window"]:]
-            decision = lanes.push(sample)
-            if decision is not None:
-                counter["decisions"] += 1
-                known = [v for v in window_labels if v is not None]
-                emit(decision, cfg, args.json, max(set(known), key=known.count) if known else None)
+        for segment in segments:
+            lanes.restart()
+            counter["segments"] += 1
+            for t_s, sample, label in segment:
+                decision = lanes.push(sample, label)
+                if decision is not None:
+                    counter["decisions"] += 1
+                    emit(decision, contract, float(t_s), args.json)
     except KeyboardInterrupt:
         pass
-    summary = {"samples": lanes.index, "decisions": counter["decisions"], "malformed": counter["malformed"],
+    summary = {"samples": lanes.samples, "decisions": counter["decisions"], "segments": counter["segments"],
+               "malformed": counter["malformed"],
                "per_step_us": percentiles_us(lanes.step_ns) if lanes.step_ns else None}
     print(json.dumps({"summary": summary}) if args.json else f"summary: {json.dumps(summary)}",
           file=sys.stdout if args.json else sys.stderr, flush=True)
