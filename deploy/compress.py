@@ -157,4 +157,7 @@ def compress_run(run_dir: Path, windows: Windows, split: SubjectSplit, req, cons
         weights_file = PRUNED_WEIGHTS
     if req.compress == "int8":
         stages["int8"] = int8_stage(run, weights_file, windows, split, console, req.calibration_windows)
+        from deploy.integer.stage import integer_stage
+
+        stages["integer"] = integer_stage(run, weights_file, windows, split, console)
     return stages

@@ -1,0 +1,68 @@
+"""The "integer" stage of `har train --compress int8`: quantise the run's (pruned) weights into the integer L2MU,
+write the generated C model, and report float, integer-reference and C-engine results side by side."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rich.console import Console
+
+from deploy.integer.codegen import HEADER, SOURCE, model_sources
+from deploy.integer.model import BETA_BITS, INPUT_BITS, IntegerL2MU, quantize_input
+from training.atomic import write_text
+from training.errors import HarError
+from training.splits import SubjectSplit
+from training.windowing import Windows
+
+
+def load_integer_model(run, weights_file: str) -> IntegerL2MU:
+    from safetensors.numpy import load_file
+
+    from deploy.integer.quantize import quantize_l2mu
+    from training.config import L2MUConfig
+
+    return quantize_l2mu(L2MUConfig.from_dict(run.config["model"]), load_file(str(run.path / weights_file)))
+
+
+def integer_weights_file(run) -> str:
+    """The weights the integer stage quantised (metrics.json stages.integer.weights), else the float weights."""
+    return run.metrics.get("stages", {}).get("integer", {}).get("weights", "weights.safetensors")
+
+
+def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console) -> dict:
+    from deploy.compress import _counts_torch
+    from deploy.integer.host import NativeLibrary, build_library
+    from deploy.integer.reference import run_reference
+
+    t0 = time.time()
+    test = windows.of_subjects(split.test)
+    z_test, y_test = run.normalization.apply(test.x), test.y
+    float_counts = _counts_torch(run, weights_file, z_test)
+    model = load_integer_model(run, weights_file)
+    sources = model_sources(model)
+    for name, text in sources.files().items():
+        write_text(run.path / name, text)
+    xq = quantize_input(z_test)
+    with console.status(f"integer L2MU: numpy reference and C engine on {len(xq)} test windows"):
+        ref = run_reference(model, xq).counts
+        try:
+            engine = NativeLibrary(build_library(sources)).run_windows(xq)[0]
+        except HarError as exc:
+            console.print(f"[yellow]native engine not built: {exc}[/]")
+            engine = None
+    acc = lambda c: float(np.mean(c.argmax(1) == y_test))  # noqa: E731
+    return {
+        "accuracy_float": acc(float_counts),
+        "accuracy_integer_reference": acc(ref),
+        "accuracy_engine": None if engine is None else acc(engine),
+        "agreement_integer_with_float": float(np.mean(ref.argmax(1) == float_counts.argmax(1))),
+        "engine_bit_exact_counts": None if engine is None else bool(np.array_equal(engine, ref)),
+        "windows": len(xq),
+        "weights": weights_file,
+        "nonzero_weights": model.nonzero_weights(),
+        "fraction_bits": {p.name: p.frac_bits for p in model.populations},
+        "beta_bits": BETA_BITS, "input_bits": INPUT_BITS,
+        "c_model": [HEADER, SOURCE],
+        "seconds": round(time.time() - t0, 1),
+    }
