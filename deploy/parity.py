@@ -1,6 +1,6 @@
 """Does the bundled model give the same outputs on TFLM (what the MCU runs) as on LiteRT? Checked on real test
-windows of the run. TFLM's int8 FULLY_CONNECTED rounds differently from LiteRT's by up to 1 LSB (toolchain.md
-section 7), which can flip a spike, so the result is reported as fractions, not asserted to be exact."""
+windows of the run. TFLM's int8 FULLY_CONNECTED rounds differently from LiteRT's by up to 1 LSB (docs/toolchain.md,
+"TFLM vs LiteRT numerics"), which can flip a spike, so the result is reported as fractions, not asserted to be exact."""
 
 from __future__ import annotations
 

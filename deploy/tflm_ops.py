@@ -1,5 +1,5 @@
 """Which builtin operators TensorFlow Lite Micro has kernels for, and the MicroMutableOpResolver method that
-registers each (toolchain.md section 5, trap 13)."""
+registers each (docs/toolchain.md, "TFLM operator coverage")."""
 
 from __future__ import annotations
 

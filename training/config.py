@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 NEURONS = ("leaky", "synaptic")
 POPULATIONS = ("channel", "encoder", "decoder", "u", "m", "h", "out")
 
-# (beta, threshold) per population. u, m, h, out: the authors' best L2MU (l2mu.md section 5);
+# (beta, threshold) per population. u, m, h, out: the authors' best L2MU (docs/l2mu.md, "Default neuron constants");
 # the encoder values are unconfirmed upstream and were chosen here.
 DEFAULT_NEURON_PARAMS = {
     "channel": (0.70, 0.50),
@@ -22,7 +22,7 @@ DEFAULT_NEURON_PARAMS = {
 
 @dataclass(frozen=True)
 class L2MUConfig:
-    """Sizes follow l2mu.md: P per-channel population, E encoder, O encoder output (= cell input n),
+    """Sizes follow docs/l2mu.md: P per-channel population, E encoder, O encoder output (= cell input n),
     M memory channels, d Legendre order, theta window in steps, H hidden, C classes."""
 
     n_classes: int

@@ -1,4 +1,4 @@
-"""The L2MU: a Legendre Memory Unit whose every population is a population of LIF neurons (l2mu.md section 2).
+"""The L2MU: a Legendre Memory Unit whose every population is a population of LIF neurons (docs/l2mu.md).
 
 `step` advances the network by one sensor sample through the snnTorch neurons: the definition that export and
 streaming use (`step_loop` loops it over a window). `run`, the window forward that training and evaluation use,

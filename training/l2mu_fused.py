@@ -1,6 +1,6 @@
 """The L2MU's LIF populations over a whole window with hand-written backpropagation through time.
 
-Same laws as snnTorch's Leaky / Synaptic with subtract reset (l2mu.md section 2.3), evaluated for all T steps
+Same laws as snnTorch's Leaky / Synaptic with subtract reset (docs/l2mu.md, "Neuron laws"), evaluated for all T steps
 at once: the forward loops in time without building an autograd graph, and the backward is the exact gradient of
 those equations (the reset R[t] is detached, as snnTorch does; dS/dU is the neuron's own surrogate):
 
@@ -8,7 +8,7 @@ those equations (the reset R[t] is detached, as snnTorch does; dS/dU is the neur
     (Synaptic: I[t] is replaced by I_syn[t] = a I_syn[t-1] + I_in[t])
 
 Tensors are time-major inside: (T, B, N). `lif_sequence` serves feed-forward populations whose input currents are
-known for every step beforehand; `cell_sequence` runs the recurrent u -> m -> h cell of l2mu.md section 2.2.
+known for every step beforehand; `cell_sequence` runs the recurrent u -> m -> h cell of docs/l2mu.md ("Populations, one time step").
 """
 
 from __future__ import annotations

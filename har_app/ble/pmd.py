@@ -1,6 +1,6 @@
 """Polar Measurement Data (PMD): the streaming protocol of Polar sensors and watches (H10, Verity Sense, Vantage).
 
-Implemented from Polar's public specification (ble.md §2). Commands go to the control point (CP), which answers
+Implemented from Polar's public specification (docs/ble.md). Commands go to the control point (CP), which answers
 each one with an indication `F0 <op> <type> <error> <more>` + settings; samples arrive as notifications on the
 data characteristic: `<type> <u64 LE timestamp, ns since 2000-01-01, of the last sample> <frame type> <samples>`.
 """

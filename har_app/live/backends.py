@@ -2,7 +2,8 @@
 
 `TorchStep` runs the float model of the run (torch imported only when chosen); `LiteRTStep`
 (deploy.step_runtimes) runs the int8 step model `model_int8.tflite` of the run-directory contract, one LiteRT
-interpreter per lane, reset through the model's `zero_state` signature.
+interpreter per lane, reset through the model's `zero_state` signature; `native` runs the integer L2MU on the C
+engine (deploy/integer, docs/integer-engine.md) built with the system C compiler, one state struct per lane.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from training.errors import HarError
 from training.run_dir import Run
 
 INT8_MODEL = "model_int8.tflite"
-BACKENDS = ("litert", "torch")
+BACKENDS = ("litert", "torch", "native")
 
 
 class StepModel(Protocol):
@@ -58,6 +59,8 @@ def choose_backend(run: Run, requested: str | None, say: Callable[[str], None]) 
         raise HarError(f"unknown backend {requested!r}: use {' or '.join(BACKENDS)}")
     if requested == "litert" and not has_int8:
         raise HarError(f"--backend litert needs {run.path / INT8_MODEL}: run `har train --compress int8` first")
+    if requested == "native" and "integer" not in run.metrics.get("stages", {}):
+        say(f"{run.path.name} has no integer stage (run `har train --compress int8`): quantising its float weights")
     return requested
 
 
@@ -71,6 +74,17 @@ def open_lanes(run: Run, backend: str, lanes: int) -> list[StepModel]:
         if outputs != len(run.classes):
             raise HarError(f"{run.path / INT8_MODEL} has {outputs} outputs; this run has {len(run.classes)} classes", 1)
         return steps
+    if backend == "native":
+        from deploy.integer.codegen import model_sources
+        from deploy.integer.host import NativeLibrary, NativeStep, build_library
+        from deploy.integer.stage import integer_weights_file, load_integer_model
+
+        model = load_integer_model(run, integer_weights_file(run))
+        if model.n_classes != len(run.classes):
+            raise HarError(f"{run.path}: the integer model has {model.n_classes} outputs; this run has "
+                           f"{len(run.classes)} classes", 1)
+        library = NativeLibrary(build_library(model_sources(model)))
+        return [NativeStep(library) for _ in range(lanes)]
     from training.checkpoint import load_model
 
     model = load_model(run)
