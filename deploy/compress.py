@@ -54,7 +54,7 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
                                     on_epoch=lambda e: status.update(
                                         f"pruning and fine-tuning: epoch {e['epoch']}, val acc {e['val_accuracy']:.3f}"))
     for name, reached in result.sparsity.items():
-        # below target means the schedule never fired (docs/toolchain.md, "Pruning schedule"); above it is fine: weights that never
+        # below target means the schedule never fired (docs/toolchain.md); above it is fine: weights that never
         # received a gradient (e_m starts at zero) were already exactly zero. A matrix of n weights can only reach
         # multiples of 1/n, and the mask rounds the count down.
         if reached < sparsity - 1.0 / weights[f"{name}.weight"].size - 1e-9:

@@ -2,8 +2,8 @@
 
 Two LIF layers (6 -> H -> C) as one streaming time step with the signatures of the run-directory contract (as
 deploy/tf_twin.py builds them): `step` (x_t (1, 6) -> spikes (1, C)) and `zero_state` (flag (1, 1) -> zeroes the
-membranes), membranes in tf.Variables, converted full-int8 with resource variables (docs/toolchain.md, "One
-streaming time step with resource variables"). `reference_spikes` is the same network in float numpy, for checking what LiteRT returns. Used by
+membranes), membranes in tf.Variables, converted full-int8 with resource variables (docs/toolchain.md).
+`reference_spikes` is the same network in float numpy, for checking what LiteRT returns. Used by
 tests/test_live_*.py and bench/live_latency.py.
 """
 

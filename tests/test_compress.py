@@ -60,7 +60,7 @@ def test_int8_ops_are_tflm_builtins_and_the_model_runs_in_tflm(compressed):
 
     _, run = compressed
     ops = set(json.loads((run / "metrics.json").read_text())["stages"]["int8"]["ops"])
-    # TFLM builtins (docs/toolchain.md, "TFLM operator coverage"); nothing Flex, nothing TFLM lacks (SELECT, REDUCE_PROD, SIGN...)
+    # TFLM builtins (docs/toolchain.md); nothing Flex, nothing TFLM lacks (SELECT, REDUCE_PROD, SIGN...)
     tflm_has = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "GREATER", "SELECT_V2", "QUANTIZE", "DEQUANTIZE", "RESHAPE",
                 "CONCATENATION", "GATHER", "STRIDED_SLICE", "CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE",
                 "ASSIGN_VARIABLE"}

@@ -125,7 +125,7 @@ def test_arena_is_measured_and_runs_the_golden_window_in_tflm(stm32_bundle, int8
 
 
 def test_tflm_and_litert_agree_on_held_out_windows(stm32_bundle):
-    """TFLM's int8 FULLY_CONNECTED rounds differently from LiteRT's by up to 1 LSB (docs/toolchain.md, "TFLM vs LiteRT numerics"); a 1-LSB
+    """TFLM's int8 FULLY_CONNECTED rounds differently from LiteRT's by up to 1 LSB (docs/toolchain.md); a 1-LSB
     membrane change can flip a spike, and the flip feeds back through the state, so later steps of that window may
     differ too. Measured on this tiny model over five trainings (pruning makes them differ): 86-95 % of steps and
     47-75 % of window spike counts identical; decisions agree on 94-100 % of these 32 windows (96-98 % of all 133

@@ -35,7 +35,7 @@ def test_litert_step_follows_the_float_network(int8_step_model, inputs):
         agree.append((got == want).mean())
         total_spikes += got.sum()
     assert total_spikes > 0
-    assert np.mean(agree) > 0.9  # int8 flips a few spikes near the threshold (docs/toolchain.md, "TFLM vs LiteRT numerics")
+    assert np.mean(agree) > 0.9  # int8 flips a few spikes near the threshold (docs/toolchain.md)
 
 
 def test_litert_reset_returns_to_the_zero_state(int8_step_model, inputs):

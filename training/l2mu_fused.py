@@ -8,7 +8,7 @@ those equations (the reset R[t] is detached, as snnTorch does; dS/dU is the neur
     (Synaptic: I[t] is replaced by I_syn[t] = a I_syn[t-1] + I_in[t])
 
 Tensors are time-major inside: (T, B, N). `lif_sequence` serves feed-forward populations whose input currents are
-known for every step beforehand; `cell_sequence` runs the recurrent u -> m -> h cell of docs/l2mu.md ("Populations, one time step").
+known for every step beforehand; `cell_sequence` runs the recurrent u -> m -> h cell of docs/l2mu.md.
 """
 
 from __future__ import annotations

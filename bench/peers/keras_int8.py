@@ -1,6 +1,6 @@
 """What the Keras peers share: training with the L2MU's recipe (Adam, cosine decay, the same augmentation,
 early stopping on validation accuracy), full-integer int8 conversion as a TFLite user does it (a fixed batch-1
-`tf.function`, builtin int8 ops; docs/toolchain.md, "Converting a recurrent model"), and one LiteRT invoke per window."""
+`tf.function`, builtin int8 ops; docs/toolchain.md), and one LiteRT invoke per window."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Peer (a): an LSTM in Keras, as a TFLite user ships it. One LSTM(64) layer and a linear readout, about as many
 parameters as the L2MU. Converted at batch 1 from a `tf.function`: the converter fuses the Keras LSTM into one
 UNIDIRECTIONAL_SEQUENCE_LSTM operator (int8 in/out, integer cell), which both LiteRT and TFLM run. (The `RNN` WHILE
-form segfaults int8 conversion; `unroll=True` converts but is ~8x larger: docs/toolchain.md, "Converting a recurrent model".)"""
+form segfaults int8 conversion; `unroll=True` converts but is ~8x larger: docs/toolchain.md.)"""
 
 from __future__ import annotations
 

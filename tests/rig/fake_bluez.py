@@ -1,4 +1,4 @@
-"""A fake `org.bluez` on a private D-Bus system bus, bridged to bumble watches on a virtual link (docs/ble.md, "The offline rig").
+"""A fake `org.bluez` on a private D-Bus system bus, bridged to bumble watches on a virtual link (docs/ble.md).
 
 The real bleak (BlueZ backend) talks to it over D-Bus; behind it, a bumble central does the real BLE work:
 StartDiscovery scans and exports one org.bluez.Device1 per advertiser (later advertisements emit RSSI changes,
