@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deploy.bundle_folder import check_out_folder, publish_bundle
 from deploy.bundle_linux import RUNNER, default_remote_dir
 from deploy.energy import estimate_energy_per_decision, estimate_latency, snn_synop_energy
 from deploy.fit import check_fit, lane_count, require_fit
@@ -58,18 +59,6 @@ def load_run_model(req: DeployRequest) -> tuple[Run, bytes]:
     if not path.exists():
         raise HarError(f"{run.path} has no {INT8_MODEL}: run `har train --compress int8` first")
     return run, path.read_bytes()
-
-
-def replace_folder(staging: Path, out: Path) -> None:
-    """Move the finished staging folder to `out`, replacing an earlier bundle only once the new one is complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(old / out.name)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def benchmark_locally(folder: Path, runs: int) -> dict:
@@ -126,7 +115,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
     run, model = load_run_model(req)
     info = inspect_step_model(model)
     ops = {**step_ops(run.config["model"]), "ops": info.main_operators}  # the real operator count of the graph
-    out = Path(req.out) if req.out is not None else run.path / "deploy" / profile.name
+    out = check_out_folder(Path(req.out) if req.out is not None else run.path / "deploy" / profile.name)
     stages = ["TFLM arena", "fit", "bundle", "parity" if profile.bundle == "mcu" else None,
               "benchmark" if (req.host or profile.name == "host") and profile.bundle == "linux" else None]
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
@@ -185,7 +174,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 "snn_synop_energy_uj_per_window": synop_report(run),
             }
             write_json(staging / REPORT, result)
-            replace_folder(staging, out)
+            publish_bundle(staging, out)
         finally:
             if staging.exists():
                 shutil.rmtree(staging)

@@ -139,6 +139,9 @@ def load_profile_file(path: Path) -> DeviceProfile:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise HarError(f"cannot read device profile {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise HarError(f"device profile {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                       f"{exc.start}); TOML files are UTF-8") from None
     return parse_profile(text, str(path))
 
 

@@ -52,8 +52,15 @@ def parse_host(spec: str) -> SshTarget:
 
 
 def check_remote_path(path: str, what: str) -> str:
+    """A path on the board as the remote commands use it. The commands are quoted, so the remote shell never
+    expands `~`: `~` and `~/x` become `.` and `./x` (ssh and scp start in the remote home); `~user` and a `~`
+    anywhere else are refused rather than created as a literal folder."""
     if not REMOTE_PATH.match(path) or path.startswith("-") or ".." in path.split("/"):
         raise HarError(f"{what} may use letters, digits and _ . / ~ - (no '..'), got {path!r}")
+    if path == "~" or path.startswith("~/"):
+        path = "." + path[1:]
+    if "~" in path:
+        raise HarError(f"{what}: '~' is expanded only at the start ('~/dir', the remote home), got {path!r}")
     return path
 
 
@@ -107,7 +114,7 @@ def push_and_benchmark(folder: Path, target: SshTarget, options: SshOptions, rem
     """Copy the bundle to `remote_dir` (relative to the remote home unless absolute), install it (a venv with
     requirements.txt, or check that `remote_python` already has numpy and a LiteRT interpreter), run
     `har_runner.py --benchmark` there and return its JSON with where it ran."""
-    check_remote_path(remote_dir, "--remote-dir")
+    remote_dir = check_remote_path(remote_dir, "--remote-dir")
     session = SshSession(target, options)
     session.run(["mkdir", "-p", remote_dir], "connect")
     session.copy(sorted(p for p in folder.iterdir() if p.is_file()), remote_dir)

@@ -63,11 +63,8 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Fit the L2MU on real watch data and write a run directory (config, weights, metrics, plots, model card)."""
-    from training.errors import HarError
     from training.pipeline import TrainRequest, run_training
 
-    if not 0.0 <= sparsity < 1.0:
-        raise HarError(f"--sparsity must be in [0, 1), got {sparsity}")
     req = TrainRequest(
         data=data, activities=csv_list(activities), subjects=csv_list(subjects), fs_hz=rate, window=window, hop=hop,
         cv=cv, test_subjects=csv_list(test_subjects), val_subjects=csv_list(val_subjects),
@@ -125,7 +122,7 @@ def live(
 @app.command()
 @cli_errors
 def scan(
-    timeout: float = typer.Option(5.0, min=0.1, help="Seconds to listen for advertisements."),
+    timeout: float = typer.Option(5.0, help="Seconds to listen for advertisements (0.1 to 600)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """List nearby BLE devices and the streaming profile each speaks (pmd, har-imu), for `har live --ble`."""
@@ -134,7 +131,9 @@ def scan(
     from rich.table import Table
 
     from har_app.sources.ble import scan as scan_ble
+    from training.validate import number_in, require
 
+    require(timeout, number_in(0.1, 600.0, "in [0.1, 600] seconds"), "--timeout")
     with err.status(f"Scanning for BLE devices ({timeout:g} s)..."):
         devices = asyncio.run(scan_ble(timeout))
     if json_out:

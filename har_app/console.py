@@ -21,6 +21,22 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Input errors raised by libraries that only some commands import, matched by qualified class name so that this
+# module imports none of them: class -> (what the user got wrong, exit code).
+LIBRARY_INPUT_ERRORS = {
+    "dbus_fast.errors.InvalidAddressError": ("malformed D-Bus address in DBUS_SYSTEM_BUS_ADDRESS", 2),
+}
+
+
+def library_input_error(exc: BaseException) -> tuple[str, int] | None:
+    """(one line, exit code) when `exc` is a known library's verdict on the user's input, else None."""
+    for cls in type(exc).__mro__:
+        known = LIBRARY_INPUT_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if known is not None:
+            return f"{known[0]}: {exc}", known[1]
+    return None
+
+
 def cli_errors(fn: Callable) -> Callable:
     """Turn expected failures into one line on stderr and an exit code instead of a traceback."""
 
@@ -34,8 +50,15 @@ def cli_errors(fn: Callable) -> Callable:
             raise fail(f"file not found: {exc.filename}", 2) from None
         except PermissionError as exc:
             raise fail(f"permission denied: {exc.filename}", 2) from None
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise fail(f"{exc.strerror}: {exc.filename}", 2) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Exception as exc:
+            known = library_input_error(exc)
+            if known is None:
+                raise  # a bug: the traceback is what a report needs
+            raise fail(*known) from None
 
     return wrapper
 

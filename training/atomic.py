@@ -31,3 +31,20 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
+
+
+def publish_new(tmp: Path, path: Path) -> Path:
+    """Move the finished temp file `tmp` to `path` without overwriting data: onto `path` if it is missing or an
+    empty file, else onto the first free `STEM-2.SUFFIX`, `STEM-3.SUFFIX`, ...; returns where it went. A name is
+    claimed by creating it exclusively (O_EXCL) before the rename, so a file made meanwhile is never replaced."""
+    path, n = Path(path), 1
+    while True:
+        target = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            if target.is_symlink() or not target.is_file() or target.stat().st_size > 0:
+                n += 1
+                continue
+        os.replace(tmp, target)
+        return target

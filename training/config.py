@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from training.errors import BadValue
+from training.validate import NON_NEGATIVE, Rule, is_kind, number_in, one_of, require
 
 NEURONS = ("leaky", "synaptic")
 POPULATIONS = ("channel", "encoder", "decoder", "u", "m", "h", "out")
+COUNT = Rule(int, lambda v: v >= 1, ">= 1")  # a population or memory size
 
 # (beta, threshold) per population. u, m, h, out: the authors' best L2MU (docs/l2mu.md, "Default neuron constants");
 # the encoder values are unconfirmed upstream and were chosen here.
@@ -41,21 +45,25 @@ class L2MUConfig:
     learn_neuron_params: bool = True  # learn one beta and one threshold per population (starting from neuron_params)
 
     def __post_init__(self) -> None:
-        if self.neuron not in NEURONS:
-            raise ValueError(f"neuron must be one of {NEURONS}, got {self.neuron!r}")
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {self.n_classes}")
-        for name in ("pop_per_channel", "encoder_size", "encoder_out", "memory_size", "order", "hidden_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.theta <= 0:
-            raise ValueError(f"theta must be positive (in steps), got {self.theta}")
+        require(self.neuron, one_of(NEURONS), "neuron")
+        require(self.n_classes, Rule(int, lambda v: v >= 2, ">= 2"), "n_classes")
+        for name in ("channels", "pop_per_channel", "encoder_size", "encoder_out", "memory_size", "order",
+                     "hidden_size"):
+            require(getattr(self, name), COUNT, name)
+        require(self.theta, Rule(float, lambda v: v > 0, "positive (in steps)"), "theta")
+        require(self.alpha, number_in(0.0, 1.0, "in [0, 1]"), "alpha")
+        require(self.current_noise, NON_NEGATIVE, "current_noise")
+        require(self.learn_neuron_params, Rule(bool, lambda v: True, "true or false"), "learn_neuron_params")
+        if not isinstance(self.neuron_params, dict):
+            raise BadValue(f"neuron_params must be a mapping of population to (beta, threshold), "
+                           f"got {self.neuron_params!r}")
         missing = set(POPULATIONS) - set(self.neuron_params)
         if missing:
-            raise ValueError(f"neuron_params lacks populations {sorted(missing)}")
-        for pop, (beta, thr) in self.neuron_params.items():
-            if not 0.0 <= beta <= 1.0 or thr <= 0:
-                raise ValueError(f"population {pop!r}: beta must be in [0, 1] and threshold > 0, got ({beta}, {thr})")
+            raise BadValue(f"neuron_params lacks populations {sorted(missing)}")
+        for pop, pair in self.neuron_params.items():
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and is_kind(pair[0], float)
+                    and is_kind(pair[1], float) and 0.0 <= pair[0] <= 1.0 and pair[1] > 0):
+                raise BadValue(f"population {pop!r}: beta must be in [0, 1] and threshold > 0, got {pair!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -65,7 +73,12 @@ class L2MUConfig:
     @classmethod
     def from_dict(cls, d: dict) -> L2MUConfig:
         d = dict(d)
-        d["neuron_params"] = {k: tuple(v) for k, v in d.get("neuron_params", DEFAULT_NEURON_PARAMS).items()}
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown or "n_classes" not in d:
+            raise BadValue(f"unknown fields {', '.join(unknown)}" if unknown else "missing field n_classes")
+        params = d.get("neuron_params", DEFAULT_NEURON_PARAMS)
+        if isinstance(params, dict):
+            d["neuron_params"] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return cls(**d)
 
     def population_sizes(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The one exception type that the CLI turns into a single line on stderr and an exit code."""
+"""The exception types that the CLI turns into a single line on stderr and an exit code."""
 
 
 class HarError(Exception):
@@ -7,3 +7,8 @@ class HarError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class BadValue(HarError, ValueError):
+    """A value that breaks a validation rule (exit 2); also a ValueError, as library callers of a constructor
+    that validates its arguments expect."""

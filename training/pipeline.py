@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from training.normalization import Normalization
 from training.run_dir import CONFIG, METRICS, NORMALIZATION, WEIGHTS, new_run_dir, write_json
 from training.sources import DEFAULT_DATA, load_dataset
 from training.splits import SubjectSplit, holdout_split, kfold_splits
+from training.validate import TRAIN_OPTIONS, check_folder, check_options
 from training.windowing import Windows, make_windows
 
 
@@ -123,8 +125,10 @@ def run_training(req: TrainRequest, console: Console) -> dict:
     """Run the whole job and write the run directory; returns the result that `--json` prints."""
     from training.config import L2MUConfig
 
+    check_options(req, TRAIN_OPTIONS)  # every number checked before any data is read or folder created
+    check_folder(req.runs_dir, "--runs-dir")
     try:
-        L2MUConfig(n_classes=2, **req.model)  # settings checked before any data is read
+        L2MUConfig(n_classes=2, **req.model)
     except (TypeError, ValueError) as exc:
         raise HarError(f"bad model setting: {exc}") from None
     dataset = load_dataset(req.data, req.activities)
@@ -144,11 +148,21 @@ def run_training(req: TrainRequest, console: Console) -> dict:
               [holdout_split(subjects, req.seed, test=req.test_subjects, val=req.val_subjects)])
     console.print(f"{dataset.name}: {len(dataset.recordings)} recordings, {len(subjects)} subjects, "
                   f"{len(windows)} windows of {req.window} at {req.fs_hz:g} Hz, classes {', '.join(dataset.classes)}")
-    from training.checkpoint import save_weights  # torch: imported once the input is known to be good
+    run_dir = new_run_dir(req.runs_dir, req.name)
+    try:
+        return _train_into(run_dir, req, dataset, windows, splits, console)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: the folder was created just above
+        raise
+
+
+def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, splits: list[SubjectSplit],
+                console: Console) -> dict:
+    """Train every fold, evaluate, and write the run directory's artifacts, metrics.json last."""
+    from training.checkpoint import save_weights
     from training.model_card import model_card
     from training.plots import plot_confusion, plot_spike_raster, plot_training_curves
 
-    run_dir = new_run_dir(req.runs_dir, req.name)
     folds = []
     for i, split in enumerate(splits):
         label = f"fold {i + 1}/{len(splits)}" if req.cv else "train"
@@ -156,6 +170,12 @@ def run_training(req: TrainRequest, console: Console) -> dict:
         model, norm, history, tcfg, test = train_fold(
             req, windows, split, dataset.classes, label, console,
             on_best=(lambda m: save_weights(m, run_dir / WEIGHTS)) if first else None)
+        if history.best_epoch < 1:  # interrupted before this fold's first epoch ended
+            if first:
+                raise HarError("interrupted before the first epoch ended: nothing trained, no run directory kept",
+                               130)
+            console.print("[yellow]interrupted: keeping the folds finished so far[/]")
+            break
         metrics, raster = evaluate(model, test, dataset.classes)
         folds.append({"test_subjects": split.test, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                       "best_epoch": history.best_epoch, "interrupted": history.interrupted})

@@ -13,6 +13,7 @@ import numpy as np
 from training.atomic import write_text
 from training.errors import HarError
 from training.normalization import Normalization
+from training.validate import check_folder, check_normalization, check_run_config, is_kind
 
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
@@ -26,18 +27,40 @@ def lanes_needed(window: int, hop: int) -> int:
 
 
 def new_run_dir(runs_root: Path, name: str) -> Path:
+    """A new, empty folder `runs_root/<time>-<name>[-N]/`; an existing folder is never reused."""
+    check_folder(runs_root, "--runs-dir")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
-    path = Path(runs_root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = path.with_name(f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{suffix}")
-    path.mkdir(parents=True)
-    return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in range(1, 1000):
+        path = Path(runs_root) / (f"{stamp}-{safe}" if suffix == 1 else f"{stamp}-{safe}-{suffix}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise HarError(f"cannot create a run directory in {runs_root}: {exc.strerror}") from None
+    raise HarError(f"cannot create a run directory in {runs_root}: 999 runs named {safe} this second")
+
+
+def is_trained(path: Path) -> bool:
+    """Whether `path` is a finished `har train` run: config, normalisation, weights, and metrics.json (written
+    last) recording at least one completed epoch."""
+    path = Path(path)
+    if not all((path / name).is_file() for name in (CONFIG, WEIGHTS, NORMALIZATION, METRICS)):
+        return False
+    try:
+        training = json.loads((path / METRICS).read_text(encoding="utf-8")).get("training", {})
+        return isinstance(training, dict) and is_kind(training.get("best_epoch"), int) and training["best_epoch"] >= 1
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def latest_run(runs_root: Path) -> Path:
-    runs = sorted(p for p in Path(runs_root).glob("*/") if (p / CONFIG).exists() and (p / WEIGHTS).exists())
+    """The newest trained run in `runs_root` (names start with their creation time); untrained, interrupted
+    or half-written runs are skipped."""
+    check_folder(runs_root, "--runs-dir")
+    runs = sorted(p for p in Path(runs_root).glob("*/") if not p.name.startswith(".") and is_trained(p))
     if not runs:
         raise HarError(f"no trained run in {runs_root}/: run `har train` first or pass --run RUN_DIR")
     return runs[-1]
@@ -69,17 +92,26 @@ class Run:
         return self.config["data"]["hop"]
 
 
-def open_run(path: Path) -> Run:
-    path = Path(path)
-    if not (path / CONFIG).exists():
-        raise HarError(f"{path} is not a run directory (no {CONFIG})")
+def read_json(path: Path) -> object:
     try:
-        config = json.loads((path / CONFIG).read_text())
-        norm = Normalization.load(path / NORMALIZATION)
-        metrics = json.loads((path / METRICS).read_text()) if (path / METRICS).exists() else {}
-    except (OSError, ValueError, KeyError) as exc:
-        raise HarError(f"corrupt run directory {path}: {exc}") from None
-    return Run(path, config, norm, metrics)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HarError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise HarError(f"{path} is not valid JSON: {exc}") from None
+
+
+def open_run(path: Path) -> Run:
+    """A run directory with its config and normalisation validated (types, ranges, shapes)."""
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        raise HarError(f"{path} is not a run directory (no {CONFIG})")
+    config = check_run_config(read_json(path / CONFIG), str(path / CONFIG))
+    mean, std = check_normalization(read_json(path / NORMALIZATION), str(path / NORMALIZATION))
+    metrics = read_json(path / METRICS) if (path / METRICS).exists() else {}
+    if not isinstance(metrics, dict):
+        raise HarError(f"{path / METRICS} must hold a JSON object")
+    return Run(path, config, Normalization(np.array(mean, np.float32), np.array(std, np.float32)), metrics)
 
 
 def _plain(o: object) -> object:

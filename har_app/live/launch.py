@@ -20,6 +20,7 @@ from har_app.sources.base import ImuSource
 from har_app.sources.record import Recorder
 from training.errors import HarError
 from training.run_dir import Run, lanes_needed, latest_run, open_run
+from training.validate import check_new_file
 
 
 @dataclass
@@ -61,10 +62,10 @@ def print_event(event: dict) -> None:
 
 def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
     """Run one session to its end (or Ctrl-C); returns the summary event."""
+    if req.record is not None:
+        check_new_file(req.record, "--record")  # before anything starts; Recorder checks again when it opens
     run = open_run(req.run if req.run is not None else latest_run(req.runs_dir))
     profile = load_profile(req.device)
-    if req.record is not None and req.record.is_dir():
-        raise HarError(f"--record needs a file name, {req.record} is a directory")
     source = open_source(req, run)
     backend = choose_backend(run, req.backend, lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
     runner = LaneRunner(open_lanes(run, backend, lanes_needed(run.window, run.hop)), run.window, run.hop,
@@ -86,6 +87,6 @@ def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
     if not req.json:
         out.print(summary_table(summary, f"har live: {run.path.name}, {backend}, device {profile.name}"))
     if recorder is not None:
-        err.print(f"recorded {recorder.rows} samples to {req.record}" if summary["recording_written"]
+        err.print(f"recorded {recorder.rows} samples to {recorder.path}" if summary["recording_written"]
                   else f"nothing received: {req.record} not written", highlight=False)
     return summary

@@ -1,20 +1,24 @@
 """Recording what a source delivered, merged to 6-axis samples at the source's rate, as a trainable CSV file.
 
-Rows are written as they arrive to a temporary file beside the target; `close()` renames it into place, so the
+Rows are written as they arrive to a temporary file beside the target; `close()` moves it into place, so the
 file appears whole (also after Ctrl-C, which the live session turns into a normal close) and memory stays bounded.
+The target must be new or an empty file (`check_new_file`); a file that appears there while recording is not
+overwritten: the recording then goes to the first free name `NAME-2.csv`, `NAME-3.csv`, ... (`Recorder.path`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from har_app.live.merge import ModelSample, StreamMerger
 from har_app.sources.base import ImuFrame
-from training.atomic import atomic_path
+from training.atomic import publish_new
 from training.sources.csv_recordings import format_csv
+from training.validate import check_new_file
 
 UNLABELLED = "unlabelled"
 
@@ -23,12 +27,14 @@ class Recorder:
     """Writes frames as `timestamp_s, acc_x..gyro_z, label, subject` rows (the `har train --data csv:DIR` format)."""
 
     def __init__(self, path: Path, label: str | None = None, subject: str = "live") -> None:
+        check_new_file(path, "--record")
         self.path, self.label, self.subject = Path(path), label, subject
         self.merger: StreamMerger | None = None
         self.rows = 0
-        self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        self._file = self._stack.enter_context(tmp.open("w", encoding="utf-8", newline=""))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._file.write(format_csv(np.zeros(0), np.zeros((0, 6)), [], subject))
 
     def start(self, rate_hz: float) -> None:
@@ -52,10 +58,13 @@ class Recorder:
 
     def close(self) -> bool:
         """Write what the merger still holds and move the file into place; with no rows at all, leave no file."""
-        if self.merger is not None:
-            self._write(self.merger.flush())
+        try:
+            if self.merger is not None:
+                self._write(self.merger.flush())
+        finally:
+            self._file.close()
+            if not self.rows:
+                self._tmp.unlink()
         if self.rows:
-            self._stack.close()
-        else:
-            self._stack.__exit__(RuntimeError, RuntimeError("nothing received"), None)  # atomic_path drops the temp
+            self.path = publish_new(self._tmp, self.path)
         return self.rows > 0

@@ -16,8 +16,10 @@ import numpy as np
 from har_app.sources.base import ImuFrame, SourceStats
 from training.errors import HarError
 from training.run_dir import Run
+from training.validate import Rule, require
 
 FRAME_SAMPLES = 5  # samples per frame: 0.1 s at 50 Hz, like a BLE notification carrying a few samples
+SPEED = Rule(float, lambda v: v >= 0, ">= 0 (0: as fast as possible)")
 
 
 class ReplaySource:
@@ -27,14 +29,17 @@ class ReplaySource:
                  name: str = "replay", frame_samples: int = FRAME_SAMPLES,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        if speed < 0:
-            raise HarError(f"--speed must be >= 0 (0: as fast as possible), got {speed:g}")
+        require(speed, SPEED, "--speed")
         if len(t_s) < 2:
             raise HarError(f"{name}: a replay needs at least two samples")
         self.t_s, self.samples, self.labels = monotonic_timeline(np.asarray(t_s, np.float64)), samples, labels
         self.speed, self.name, self.frame_samples = speed, name, frame_samples
         self.clock, self.sleep = clock, sleep
-        self.expected_rate_hz = round(1.0 / float(np.median(np.diff(self.t_s))), 6)
+        period = float(np.median(np.diff(self.t_s)))
+        self.expected_rate_hz = round(1.0 / period, 6)
+        if not self.expected_rate_hz > 0:
+            raise HarError(f"{name}: the timestamps give a sample rate of {1.0 / period:.3g} Hz (a median step of "
+                           f"{period:.6g} s); timestamp_s must be in seconds")
         self.stats = SourceStats()
 
     @property
