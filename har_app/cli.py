@@ -88,7 +88,7 @@ class LiveBackend(str, Enum):
     native = "native"
 
 
-class BleProfile(str, Enum):
+class BleProtocol(str, Enum):
     pmd = "pmd"
     har_imu = "har-imu"
 
@@ -98,7 +98,9 @@ class BleProfile(str, Enum):
 def live(
     run: Path = typer.Option(None, "--run", help="Run directory (default: the latest in --runs-dir)."),
     ble: str = typer.Option(None, "--ble", help="Stream from this watch (address or name, see `har scan`)."),
-    profile: BleProfile = typer.Option(None, "--profile", help="BLE protocol of the watch: pmd or har-imu."),
+    protocol: BleProtocol = typer.Option(None, "--protocol", help="BLE protocol of the watch: pmd or har-imu."),
+    old_protocol: BleProtocol = typer.Option(None, "--profile", hidden=True,
+                                             help="Deprecated spelling of --protocol."),
     replay: str = typer.Option(None, "--replay", help="A CSV recording, or 'bundled' (the run's test subjects)."),
     speed: float = typer.Option(None, help="Replay speed: 1 real time (default), X times faster, 0 as fast as "
                                            "possible."),
@@ -114,7 +116,11 @@ def live(
     """Classify a live BLE stream or a replayed recording, one decision per hop, and report latency and energy."""
     from har_app.live.launch import LiveRequest, run_live
 
-    run_live(LiveRequest(run=run, runs_dir=runs_dir, ble=ble, ble_profile=profile.value if profile else None,
+    if old_protocol is not None:
+        err.print("warning: `har live --profile` is deprecated, use --protocol (--profile means a device profile)",
+                  markup=False, highlight=False, soft_wrap=True)
+        protocol = protocol or old_protocol
+    run_live(LiveRequest(run=run, runs_dir=runs_dir, ble=ble, ble_profile=protocol.value if protocol else None,
                          replay=replay, speed=speed, record=record, label=label, subject=subject,
                          backend=backend.value if backend else None, device=device, json=json_out), out, err)
 

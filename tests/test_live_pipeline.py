@@ -141,13 +141,20 @@ def test_table_output_without_json(tiny_run, tmp_path):
     (["--replay", "missing.csv"], "not found"),
     (["--replay", "bundled", "--speed", "-2"], "--speed"),
     (["--ble", "AA:BB", "--speed", "2"], "--speed applies to --replay only"),
-    (["--replay", "bundled", "--profile", "pmd"], "--profile applies to --ble only"),
+    (["--replay", "bundled", "--protocol", "pmd"], "--protocol applies to --ble only"),
     (["--replay", "bundled", "--device", "toaster"], "unknown device"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_run, args, message):
     code, _, stderr = live("--run", str(tiny_run), *args)
     assert code == 2
     assert message in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 2
+
+
+def test_old_profile_spelling_of_protocol_warns_and_still_applies(tiny_run):
+    code, _, stderr = live("--run", str(tiny_run), "--replay", "bundled", "--profile", "pmd")
+    warning, error = stderr.strip().splitlines()
+    assert "deprecated" in warning and "--protocol" in warning
+    assert code == 2 and "--protocol applies to --ble only" in error  # the old spelling set the protocol
 
 
 def test_no_run_is_a_clear_error(tmp_path):

@@ -46,7 +46,7 @@ def open_source(req: LiveRequest, run: Run) -> ImuSource:
         from har_app.sources.replay import open_replay
 
         if req.ble_profile is not None:
-            raise HarError("--profile applies to --ble only")
+            raise HarError("--protocol applies to --ble only")
         return open_replay(req.replay, run, 1.0 if req.speed is None else req.speed)
     if req.speed is not None:
         raise HarError("--speed applies to --replay only: a watch streams in real time")

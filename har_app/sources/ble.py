@@ -147,7 +147,7 @@ class BleSource:
                  stall_timeout_s: float = 10.0, reconnect: ReconnectPolicy = ReconnectPolicy(),
                  require_gyro: bool = True, pair: bool = False) -> None:
         if profile is not None and profile not in PROFILES:
-            raise HarError(f"unknown --profile {profile!r}: choose from {', '.join(PROFILES)}")
+            raise HarError(f"unknown --protocol {profile!r}: choose from {', '.join(PROFILES)}")
         self.device_id, self.profile, self.rate_hz = device_id, profile, rate_hz
         self.scan_timeout_s, self.connect_timeout_s = scan_timeout_s, connect_timeout_s
         self.response_timeout_s, self.stall_timeout_s = response_timeout_s, stall_timeout_s
