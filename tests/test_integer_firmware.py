@@ -1,0 +1,40 @@
+"""The integer engine on an emulated Cortex-M4F (arm-none-eabi-gcc, QEMU mps2-an386, the firmware harness): every
+membrane of every step of real held-out windows bit-exact with the numpy reference, and the contract's decisions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from safetensors.numpy import load_file
+
+from deploy.integer.codegen import model_sources
+from deploy.integer.model import quantize_input
+from deploy.integer.quantize import quantize_l2mu
+from training.config import L2MUConfig
+from training.run_dir import lanes_needed, open_run
+
+
+def test_engine_on_cortex_m4_is_bit_exact(int8_run):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed: run `make system-deps` (CI must install it)")
+    if not (os.environ.get("HAR_TFLM_ROOT") or os.environ.get("HAR_QEMU_PLUGIN_API")):
+        pytest.fail("set HAR_TFLM_ROOT (the Makefile does) so the harness finds the QEMU plugin API header")
+    from deploy.firmware.targets import CORTEX_M4
+    from deploy.integer.firmware import measure_native
+    from deploy.parity import held_out_windows
+
+    run = open_run(int8_run)
+    model = quantize_l2mu(L2MUConfig.from_dict(run.config["model"]), load_file(str(int8_run / "weights_pruned.safetensors")))
+    raw, _ = held_out_windows(run, 8)
+    xq = quantize_input(run.normalization.apply(raw))
+    m = measure_native(model, model_sources(model), xq, run.window, run.hop, lanes_needed(run.window, run.hop),
+                       CORTEX_M4)
+    assert m.bit_exact and m.decisions_match
+    assert m.windows == len(xq)
+    # what a user links is a part of the probe ELF, and the step executes instructions
+    assert 0 < m.elf["text"] < m.whole_elf["text"]
+    assert 0 < m.instructions_per_step["min"] <= m.instructions_per_step["median"] <= m.instructions_per_step["max"]
+    assert m.state_bytes > model.n_neurons * 4
