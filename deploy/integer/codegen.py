@@ -70,7 +70,8 @@ def model_sources(model: IntegerL2MU, n_inputs: int = 6) -> ModelSources:
         if np.any(p.bias_q):
             parts.append(_array("int32_t", f"bias_{i}", p.bias_q))
             bias = f"bias_{i}"
-        pop_rows.append(f"  {{{offset}, {p.size}, {p.beta_q}, {p.threshold_q}, {bias}, {first}, {n_proj}}},"
+        delayed = int(any(q.delayed and q.source == p.name for q in model.projections))
+        pop_rows.append(f"  {{{offset}, {p.size}, {p.beta_q}, {p.threshold_q}, {bias}, {first}, {n_proj}, {delayed}}},"
                         f"  /* {p.name}: 2^-{p.frac_bits} units */")
         offset, first = offset + p.size, first + n_proj
     parts += [

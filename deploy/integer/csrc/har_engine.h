@@ -27,6 +27,7 @@ typedef struct {
     int32_t beta_q, threshold_q; /* Q15 leak; threshold in the population's units */
     const int32_t *bias;         /* NULL: no bias */
     uint8_t first_projection, n_projections;
+    uint8_t delayed_source; /* 1: some projection reads this population's previous spikes */
 } har_population_t;
 
 extern const har_population_t har_populations[HAR_N_POPS];
