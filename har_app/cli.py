@@ -32,6 +32,7 @@ class Compress(str, Enum):
 @app.command()
 @cli_errors
 def train(
+    ctx: typer.Context,
     data: str = typer.Option("seglearn", help="seglearn (bundled real watch data), wisdm:PATH or csv:DIR."),
     activities: str = typer.Option(None, help="Comma-separated classes; WISDM codes (default P,O,F,Q,R,G,S)."),
     subjects: str = typer.Option(None, help="Use only these subjects (comma-separated ids)."),
@@ -60,6 +61,9 @@ def train(
     calibration_windows: int = typer.Option(128, help="Training windows used to calibrate int8 ranges."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
     name: str = typer.Option("l2mu", help="Run name (suffix of the run directory)."),
+    config: Path = typer.Option(None, "--config", help="Model and training settings from a TOML (best.toml of "
+                                                       "`har tune`, training/configs/untuned.toml); options given "
+                                                       "on the command line win."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Fit the L2MU on real watch data and write a run directory (config, weights, metrics, plots, model card)."""
@@ -73,6 +77,15 @@ def train(
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, runs_dir=runs_dir, name=name,
         compress=compress.value, sparsity=sparsity, finetune_epochs=finetune_epochs,
         calibration_windows=calibration_windows)
+    if config is not None:
+        from click.core import ParameterSource
+
+        from training.run_config import apply_run_config, load_run_config
+
+        option_key = {"hidden": "hidden_size", "memory": "memory_size"}
+        typed = {option_key.get(p, p) for p in ctx.params
+                 if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE}
+        req = apply_run_config(req, load_run_config(config), keep=typed)
     result = run_training(req, err)
     if json_out:
         print_json(result)
@@ -201,6 +214,55 @@ def deploy(
         from deploy.report import deploy_report
 
         out.print(deploy_report(result))
+
+
+@app.command()
+@cli_errors
+def tune(
+    name: str = typer.Option("l2mu", help="Study name: storage runs/tune-NAME.db and folder runs/tune-NAME/."),
+    trials: int = typer.Option(20, help="Trials to finish (complete or pruned) in this call, across workers."),
+    data: str = typer.Option("seglearn", help="seglearn (bundled real watch data), wisdm:PATH or csv:DIR."),
+    activities: str = typer.Option(None, help="Comma-separated classes; WISDM codes (default P,O,F,Q,R,G,S)."),
+    subjects: str = typer.Option(None, help="Use only these subjects (comma-separated ids)."),
+    space: Path = typer.Option(None, "--space", help="Search space TOML (default: training/configs/"
+                                                     "search_space.toml; docs/tuning.md)."),
+    test_subjects: str = typer.Option(None, help="Subjects no trial sees (default: the seeded choice of har train)."),
+    folds: int = typer.Option(3, help="Subject-grouped inner folds of the training subjects per trial."),
+    epochs: int = typer.Option(12, help="Maximum epochs per inner fold."),
+    patience: int = typer.Option(4, help="Early stop within a fold after this many epochs without improvement."),
+    seed: int = typer.Option(42, help="Seed of the test-subject choice, folds, sampler and training."),
+    storage: str = typer.Option(None, help="Optuna storage URL, e.g. postgresql://user@host/db to share a study "
+                                           "between machines (default: sqlite:///RUNS_DIR/tune-NAME.db)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue (or join) the existing study NAME."),
+    workers: int = typer.Option(1, help="Local worker processes (one torch thread each)."),
+    heartbeat: float = typer.Option(30.0, help="Worker heartbeat in s; a trial silent for 2x this is retried."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where the storage and the study folder go."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Serve optuna-dashboard on the study instead."),
+    host: str = typer.Option("127.0.0.1", help="--dashboard: address to listen on."),
+    port: int = typer.Option(8080, help="--dashboard: port."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Search the L2MU's hyperparameters with Optuna on inner folds of the training subjects; write the best
+    configuration (for `har train --config`), the trials and plots."""
+    from training.tune import TuneRequest, run_tune, serve_dashboard
+
+    req = TuneRequest(name=name, trials=trials, data=data, activities=csv_list(activities),
+                      subjects=csv_list(subjects), space=space, test_subjects=csv_list(test_subjects), folds=folds,
+                      epochs=epochs, patience=patience, seed=seed, storage=storage, resume=resume, workers=workers,
+                      heartbeat_s=heartbeat, runs_dir=runs_dir)
+    if dashboard:
+        serve_dashboard(req, host, port, err)
+        return
+    result = run_tune(req, err)
+    if json_out:
+        print_json(result)
+    else:
+        best = result["best"]
+        out.print(f"study {result['study']} ({result['storage']}): {result['trials']} finished trials, "
+                  + (f"best {best['value']:.4f} (trial {best['trial']}) -> {best['config']}" if best else
+                     "no completed trial yet"))
+    if result["interrupted"]:
+        raise KeyboardInterrupt
 
 
 def main() -> None:
