@@ -15,10 +15,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 # The SSH push tests start a real sshd; the BLE tests start a private dbus-daemon.
+# The tune tests start a real PostgreSQL server (initdb, pg_ctl of Debian's postgresql).
 system-deps:
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v dbus-daemon >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client dbus; \
 	fi
+	@dpkg -s postgresql >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 	@mkdir -p /run/sshd 2>/dev/null || true
 
 demo: install
