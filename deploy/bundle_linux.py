@@ -15,7 +15,8 @@ from training.atomic import write_bytes, write_text
 MODEL_FILE = "model_int8.tflite"
 RUNNER = "har_runner.py"
 # bundle file name -> the deploy/ module it is a copy of (the runner loads them by these names)
-PORTABLE_MODULES = {"har_contract.py": "har_contract.py", "har_resampler.py": "stream_resampler.py"}
+PORTABLE_MODULES = {"har_contract.py": "har_contract.py", "har_resampler.py": "stream_resampler.py",
+                    "har_native_log.py": "native_log.py"}
 
 
 def default_remote_dir(bundle_name: str) -> str:

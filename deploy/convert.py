@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from deploy.native_log import native_noise_filtered
 from deploy.tf_twin import StepModule, tf
 
 
@@ -29,4 +30,5 @@ def convert_step(module: StepModule, calibration: np.ndarray | None = None) -> b
         conv.inference_output_type = tf.int8
     else:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return conv.convert()
+    with native_noise_filtered():  # calibration runs the model on LiteRT, whose XNNPACK delegate logs a line
+        return conv.convert()

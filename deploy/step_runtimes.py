@@ -8,6 +8,7 @@ import numpy as np
 
 from deploy.contract import SPIKE_THRESHOLD
 from deploy.har_contract import Quantization, output_spikes, quantize_input
+from deploy.native_log import native_noise_filtered
 from deploy.tflite_model import RESET_SIGNATURE, STEP_SIGNATURE
 from training.errors import HarError
 
@@ -69,8 +70,12 @@ class LiteRTStep(StepRuntime):
             self._step, self._zero = it.get_signature_runner(STEP_SIGNATURE), it.get_signature_runner(RESET_SIGNATURE)
         except (ValueError, RuntimeError) as exc:
             raise HarError(f"not a valid har step model: {str(exc).splitlines()[0]}", 1) from None
-        self.io = QuantizedIO(self._step.get_input_details()["x_t"], self._step.get_output_details()["spikes"])
+        x_t = self._step.get_input_details()["x_t"]
+        self.io = QuantizedIO(x_t, self._step.get_output_details()["spikes"])
         self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
+        with native_noise_filtered():  # the first invoke creates the XNNPACK delegate, which logs a line
+            self._step(x_t=np.zeros(x_t["shape"], x_t["dtype"]))
+            self.reset()
 
     def reset(self) -> None:
         self._zero(flag=self._flag)  # reset_all_variables() would leave the resource variables as they are

@@ -172,9 +172,12 @@ def test_linux_bundle_ships_the_contract_reader_and_resampler_verbatim(bundles):
     folder = bundles["rpi4"]
     assert (folder / "har_contract.py").read_bytes() == (DEPLOY / "har_contract.py").read_bytes()
     assert (folder / "har_resampler.py").read_bytes() == (DEPLOY / "stream_resampler.py").read_bytes()
-    for name in ("har_contract.py", "stream_resampler.py"):
+    assert (folder / "har_native_log.py").read_bytes() == (DEPLOY / "native_log.py").read_bytes()
+    portable = {"__future__", "json", "math", "os", "sys", "tempfile", "collections", "contextlib", "dataclasses",
+                "pathlib", "numpy"}
+    for name in ("har_contract.py", "stream_resampler.py", "native_log.py"):
         imports = re.findall(r"^(?:from|import) (\w+)", (DEPLOY / name).read_text(), re.M)
-        assert set(imports) <= {"__future__", "json", "math", "dataclasses", "pathlib", "numpy"}, (name, imports)
+        assert set(imports) <= portable, (name, imports)
 
 
 def _har_free_python(tmp_path: Path) -> list[str]:
@@ -229,6 +232,7 @@ def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp
     assert [(d["class"], d["label"]) for d in pi] == [(e["class"], e["label"]) for e in ours]
     assert [d["t_s"] for d in pi] == pytest.approx([e["t_s"] for e in ours], abs=1e-6)
     assert len({d["class"] for d in pi}) > 1  # a constant predictor would agree trivially
+    assert "XNNPACK" not in runner.stderr and "XNNPACK" not in live.stderr  # LiteRT's INFO line stays off stderr
 
 
 def test_pi_runner_refuses_a_manifest_of_another_model(bundles, tmp_path):

@@ -43,6 +43,7 @@ def bundled_module(name: str):
 
 har_contract = bundled_module("har_contract")
 har_resampler = bundled_module("har_resampler")
+har_native_log = bundled_module("har_native_log")
 
 
 def interpreter_class():
@@ -75,6 +76,10 @@ class StepModel:
         self.quantization = (self._step.get_input_details()["x_t"]["quantization"],
                              self._step.get_output_details()["spikes"]["quantization"])
         self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
+        x_t = self._step.get_input_details()["x_t"]
+        with har_native_log.native_noise_filtered():  # the first invoke creates the XNNPACK delegate, which logs
+            self._step(x_t=np.zeros(x_t["shape"], x_t["dtype"]))
+            self.reset()
 
     def reset(self) -> None:
         self._zero(flag=self._flag)
