@@ -43,6 +43,9 @@ class DeployRequest:
     remote_python: str | None = None  # reuse this Python on the board instead of creating a venv
     parity_windows: int = 32
     benchmark_runs: int = 50
+    runtime: str = "tflm"  # "native": the integer engine's C project (deploy/bundle_native.py)
+    verify: bool = False  # MCU: build the bundle for the profile's core, run it under QEMU, report measured figures
+    tflm_root: Path | None = None  # TFLM source trees for --verify (default: $HAR_TFLM_ROOT)
 
 
 def resolve_profile(req: DeployRequest) -> DeviceProfile:
@@ -103,6 +106,10 @@ def deploy(req: DeployRequest, console: Console) -> dict:
     from deploy.tflm_arena_probe import measure_arena
 
     profile = resolve_profile(req)
+    if req.runtime == "native":
+        from deploy.bundle_native import deploy_native
+
+        return deploy_native(req, profile, console)
     if req.host and profile.bundle != "linux":
         raise HarError(f"--host pushes Linux bundles only; {profile.name} builds a {profile.bundle} bundle")
     if req.host:

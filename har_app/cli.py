@@ -101,6 +101,11 @@ class LiveBackend(str, Enum):
     native = "native"
 
 
+class DeployRuntime(str, Enum):
+    tflm = "tflm"
+    native = "native"
+
+
 class BleProtocol(str, Enum):
     pmd = "pmd"
     har_imu = "har-imu"
@@ -199,6 +204,9 @@ def deploy(
                                       help="Reuse this Python on the board (needs numpy, ai-edge-litert) "
                                            "instead of creating a venv."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
+    runtime: DeployRuntime = typer.Option(DeployRuntime.tflm, "--runtime",
+                                          help="MCU: tflm (int8 TFLite Micro bundle) or native (integer C engine "
+                                               "project, docs/integer-engine.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Build a self-contained bundle for a device from the run's int8 model; check fit, parity, latency, energy."""
@@ -207,8 +215,8 @@ def deploy(
 
     result = run_deploy(DeployRequest(device=device, profile=profile, run=run, runs_dir=runs_dir, out=out_dir,
                                       host=host, known_hosts=known_hosts, identity=identity, remote_dir=remote_dir,
-                                      remote_python=remote_python), err)
-    if json_out:
+                                      remote_python=remote_python, runtime=runtime.value), err)
+    if json_out or runtime is DeployRuntime.native:
         print_json(result)
     else:
         from deploy.report import deploy_report

@@ -15,6 +15,10 @@ from training.errors import HarError
 from training.splits import SubjectSplit
 from training.windowing import Windows
 
+INTEGER_WEIGHTS = "weights_integer.safetensors"
+FINETUNE_EPOCHS = 3
+FINETUNE_LR = 5e-4
+
 
 def load_integer_model(run, weights_file: str) -> IntegerL2MU:
     from safetensors.numpy import load_file
@@ -26,11 +30,31 @@ def load_integer_model(run, weights_file: str) -> IntegerL2MU:
 
 
 def integer_weights_file(run) -> str:
-    """The weights the integer stage quantised (metrics.json stages.integer.weights), else the float weights."""
-    return run.metrics.get("stages", {}).get("integer", {}).get("weights", "weights.safetensors")
+    """The weights the integer stage quantised (metrics.json stages.integer.weights), else the pruned weights,
+    else the float weights."""
+    fallback = "weights_pruned.safetensors" if (run.path / "weights_pruned.safetensors").is_file() else "weights.safetensors"
+    return run.metrics.get("stages", {}).get("integer", {}).get("weights", fallback)
 
 
-def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console) -> dict:
+def finetune_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, epochs: int,
+                   console: Console) -> dict:
+    """Integer-aware fine-tuning of `weights_file` into INTEGER_WEIGHTS (deploy/integer/finetune.py)."""
+    from deploy.integer.finetune import integer_finetune
+    from training.checkpoint import load_model, save_weights
+
+    model, cfg = load_model(run, weights_file), run.config["train"]
+    train, val = windows.of_subjects(split.train), windows.of_subjects(split.val)
+    with console.status(f"integer-aware fine-tuning ({epochs} epochs)"):
+        history = integer_finetune(model, train, val, run.normalization, epochs, FINETUNE_LR, cfg["batch_size"],
+                                   cfg["seed"], cfg.get("augment_deg", 0.0))
+    save_weights(model, run.path / INTEGER_WEIGHTS)
+    return {"epochs": len(history.epochs), "best_epoch": history.best_epoch,
+            "best_val_accuracy": history.best_val_accuracy, "lr": FINETUNE_LR, "from": weights_file}
+
+
+def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
+                  finetune_epochs: int = FINETUNE_EPOCHS) -> dict:
+    """Fine-tune (unless finetune_epochs is 0), quantise, and compare on the test windows."""
     from deploy.compress import _counts_torch
     from deploy.integer.host import NativeLibrary, build_library
     from deploy.integer.reference import run_reference
@@ -38,7 +62,12 @@ def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit,
     t0 = time.time()
     test = windows.of_subjects(split.test)
     z_test, y_test = run.normalization.apply(test.x), test.y
-    float_counts = _counts_torch(run, weights_file, z_test)
+    before = _counts_torch(run, weights_file, z_test)
+    finetune = None
+    if finetune_epochs > 0:
+        finetune = finetune_stage(run, weights_file, windows, split, finetune_epochs, console)
+        weights_file = INTEGER_WEIGHTS
+    float_counts = _counts_torch(run, weights_file, z_test) if finetune else before
     model = load_integer_model(run, weights_file)
     sources = model_sources(model)
     for name, text in sources.files().items():
@@ -53,10 +82,13 @@ def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit,
             engine = None
     acc = lambda c: float(np.mean(c.argmax(1) == y_test))  # noqa: E731
     return {
+        "accuracy_float_before_finetune": acc(before),
         "accuracy_float": acc(float_counts),
         "accuracy_integer_reference": acc(ref),
         "accuracy_engine": None if engine is None else acc(engine),
         "agreement_integer_with_float": float(np.mean(ref.argmax(1) == float_counts.argmax(1))),
+        "agreement_integer_with_float_before_finetune": float(np.mean(ref.argmax(1) == before.argmax(1))),
+        "finetune": finetune,
         "engine_bit_exact_counts": None if engine is None else bool(np.array_equal(engine, ref)),
         "windows": len(xq),
         "weights": weights_file,
