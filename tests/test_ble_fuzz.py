@@ -57,7 +57,6 @@ def test_pmd_decoder_stream(packets):
                 assert values.shape == (len(frame.t_s), 3)
         except MalformedPacket:
             pass
-    assert stats.lost_packets >= 0
 
 
 @FUZZ

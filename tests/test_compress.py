@@ -29,7 +29,12 @@ def test_compress_json_and_artifacts(compressed):
     pruned, int8 = result["stages"]["pruned"], result["stages"]["int8"]
     for key in ("accuracy_litert", "accuracy_tflm", "agreement_with_float", "tflite_bytes", "tflm_arena_bytes", "ops"):
         assert key in int8
-    assert 0 <= int8["accuracy_litert"] <= 1 and 0 <= int8["agreement_with_float"] <= 1
+    n = int8["windows"]
+    assert n == pruned["windows"] and int8["accuracy_float"] == pytest.approx(pruned["accuracy"])  # from the pruned
+    for key in ("accuracy_litert", "accuracy_tflm", "agreement_with_float"):  # fractions of the n test windows
+        assert int8[key] * n == pytest.approx(round(int8[key] * n))
+    # two models agreeing on a fraction a of the windows differ in accuracy by at most 1 - a
+    assert abs(int8["accuracy_litert"] - int8["accuracy_float"]) <= 1 - int8["agreement_with_float"] + 1e-9
     assert int8["tflite_bytes"] == (run / "model_int8.tflite").stat().st_size
     assert (run / "model_fp32.tflite").stat().st_size > int8["tflite_bytes"]
     assert "pruned" in json.loads((run / "metrics.json").read_text())["stages"]

@@ -96,7 +96,7 @@ def test_int8_l2mu_on_litert_matches_its_offline_windows(int8_run):
     assert events[-1]["correct_fraction"] == pytest.approx(float((pred == truth).mean()), abs=0.02)
 
 
-def test_summary_reports_the_stream(torch_events):
+def test_summary_reports_the_stream(tiny_run, torch_events):
     summary = torch_events[-1]
     assert summary["latency_us"]["p50"] > 0 and summary["latency_us"]["p99"] >= summary["latency_us"]["p50"]
     assert set(summary["energy_uj_per_decision"]) >= {"value", "estimate", "basis"}
@@ -105,8 +105,11 @@ def test_summary_reports_the_stream(torch_events):
     assert summary["samples_received"] == summary["samples_expected"] and summary["late_samples"] == 0
     assert summary["steps"] == summary["model_samples"] * 2 - 20  # 2 lanes, the second idle for the first hop
     assert summary["host_cpu_us_per_decision"] > 0 and summary["backend"] == "torch"
-    for d in (e for e in torch_events if e["event"] == "decision"):
-        assert 0 <= d["confidence"] <= 1 and sum(d["spike_counts"]) >= 0
+    classes = open_run(tiny_run).classes
+    for d in (e for e in torch_events if e["event"] == "decision"):  # the decision rule, from the event's own counts
+        n = np.array(d["spike_counts"])
+        assert d["class"] == classes[int(np.argmax(n))]
+        assert d["confidence"] == pytest.approx(n.max() / n.sum() if n.sum() else 0.0, abs=1e-4)
 
 
 def test_litert_backend_end_to_end(tiny_run, tmp_path, int8_step_model, torch_events):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 
+import numpy as np
 import pytest
 from cli import assert_one_line_error, har, json_out
 from safetensors.numpy import load_file
@@ -34,7 +35,9 @@ def test_train_json_has_the_documented_keys(trained):
         "seglearn-watch", ["PEN", "ABD", "FEL"], 20.0, 40, ["4"])
     assert result["model"]["neuron"] == "leaky" and result["model"]["params"] > 0
     fl = result["stages"]["float"]
-    assert 0.0 <= fl["accuracy"] <= 1.0 and 0.0 <= fl["macro_f1"] <= 1.0
+    cm = np.array(fl["confusion_matrix"])
+    assert fl["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert fl["macro_f1"] == pytest.approx(np.mean(list(fl["per_class_f1"].values())))
     assert 0.0 < fl["activation_sparsity"] < 1.0
     assert fl["synops_per_window"] == pytest.approx(fl["effective_macs_per_window"] + fl["effective_acs_per_window"])
     assert fl["synops_per_window"] <= fl["dense_ops_per_window"]
