@@ -4,17 +4,21 @@ write, and an untrained run is never taken as the latest."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cli import assert_one_line_error, har, json_out
+from test_deploy_ssh import sshd  # noqa: F401  (fixture: a real sshd on 127.0.0.1)
 
 from training.sources.csv_recordings import format_csv
 
@@ -302,3 +306,22 @@ def test_out_replaces_an_earlier_bundle_and_fills_an_empty_folder(int8_run, tmp_
     assert result["bundle"] == str(empty) and empty.stat().st_ino == inode
     assert {p.name for p in empty.iterdir()} == set(result["files"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "empty"]
+
+
+def test_remote_dir_tilde_is_the_remote_home(sshd, int8_run, tmp_path):
+    """`--remote-dir ~/DIR` over a real ssh to this machine: the bundle lands in the user's home, and no folder
+    literally named `~` is created."""
+    port, identity, known_hosts, _ = sshd
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    name = f"har-test-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run([HAR_EXE, "deploy", "--device", "rpi4", "--run", str(int8_run), "--out",
+                               str(tmp_path / "b"), "--host", f"{getpass.getuser()}@127.0.0.1:{port}",
+                               "--known-hosts", str(known_hosts), "--identity", str(identity), "--remote-dir",
+                               f"~/{name}", "--remote-python", sys.executable, "--json"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert (home / name / "har_runner.py").is_file() and not (home / "~" / name).exists()
+    finally:
+        shutil.rmtree(home / name, ignore_errors=True)
+        shutil.rmtree(home / "~" / name, ignore_errors=True)

@@ -93,3 +93,25 @@ def test_ctrl_c_keeps_the_recording_and_prints_the_summary(tiny_run, tmp_path):
     # every received sample is in the file (the recorder's grid is the 50 Hz source grid)
     assert rows == summary["samples_received"]
     assert not [p for p in out_csv.parent.iterdir() if p != out_csv]
+
+
+def test_a_file_made_while_recording_is_not_overwritten(tmp_path):
+    target = tmp_path / "rec.csv"
+    rec = Recorder(target, label="walking")
+    rec.start(50.0)
+    rec.add(ImuFrame(np.arange(100) / 50, np.zeros((100, 3)), np.zeros((100, 3))))
+    target.write_text("someone else's data\n")  # appears before the recording is closed
+    (tmp_path / "rec-2.csv").write_text("and more\n")
+    assert rec.close() and rec.path == tmp_path / "rec-3.csv"
+    assert target.read_text() == "someone else's data\n" and (tmp_path / "rec-2.csv").read_text() == "and more\n"
+    assert len(rec.path.read_text().splitlines()) == 101
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-2.csv", "rec-3.csv", "rec.csv"]
+
+
+def test_recorder_refuses_a_file_with_data(tmp_path):
+    from training.errors import HarError
+
+    (tmp_path / "keep.csv").write_text("x\n")
+    with pytest.raises(HarError, match="already exists and is not empty"):
+        Recorder(tmp_path / "keep.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv"]  # no temp file either
