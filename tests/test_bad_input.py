@@ -120,7 +120,8 @@ RUN_DIR_CASES = [
     ("no-classes-n", _drop("model", "n_classes"), "config.json: model: missing field n_classes"),
     ("n-classes", _set("model", "n_classes", 5), "model.n_classes is 5 but data.classes names 3 classes"),
     ("mean-5", _norm("mean", [0.0] * 5), "normalization.json: mean must be 6 finite numbers"),
-    ("std-nan", _norm("std", [float("nan")] * 6), "normalization.json: std must be 6 finite positive numbers, got [nan"),
+    ("std-nan", _norm("std", [float("nan")] * 6),
+     "normalization.json: std must be 6 finite positive numbers, got [nan"),
     ("std-zero", _norm("std", [1.0] * 5 + [0.0]), "normalization.json: std must be 6 finite positive numbers"),
     ("std-matrix", _norm("std", [[1.0] * 6]), "normalization.json: std must be 6 finite positive numbers"),
 ]
