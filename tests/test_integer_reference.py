@@ -100,3 +100,20 @@ def test_integer_first_layer_spikes_match_float(int8_run):
         _, trace = net.run(torch.from_numpy(z[:, :1]), record=True)
     same = np.mean(ref.spikes["channel"][:, 0] == trace["channel"][:, 0].numpy())
     assert same >= 0.98
+
+
+def test_compress_reports_the_integer_stage_side_by_side(int8_run):
+    from deploy.integer.quantize import power_of_two_exponent
+
+    stage = open_run(int8_run).metrics["stages"]["integer"]
+    for key in ("accuracy_float", "accuracy_integer_reference", "accuracy_engine", "agreement_integer_with_float"):
+        assert 0.0 <= stage[key] <= 1.0
+    assert stage["engine_bit_exact_counts"] is True and stage["accuracy_engine"] == stage["accuracy_integer_reference"]
+    assert stage["weights"] == "weights_integer.safetensors" and stage["finetune"]["epochs"] >= 1
+    # integer-aware fine-tuning leaves every matrix on its int8 grid, still pruned
+    tuned = load_file(str(int8_run / "weights_integer.safetensors"))
+    pruned = load_file(str(int8_run / "weights_pruned.safetensors"))
+    for name in ("encoder.weight", "w_h.weight", "out.weight", "channel_weight"):
+        k = power_of_two_exponent(tuned[name])
+        assert np.array_equal(tuned[name] * 2.0**k, np.rint(tuned[name] * 2.0**k))
+        assert np.all(tuned[name][pruned[name] == 0] == 0)

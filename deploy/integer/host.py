@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -15,12 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from deploy.integer.codegen import ModelSources
+from deploy.integer.model import INPUT_BITS, INT16
 from training.errors import HarError
 
 ENGINE_FILES = ("har_engine.h", "har_engine.c", "har_stream.h", "har_stream.c")
 HOST_FILE = "har_host.c"
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
 LIBRARY = "libhar_native.so"
+SCALE_IN = float(2**INPUT_BITS)
 
 
 def engine_sources() -> dict[str, str]:
@@ -99,15 +102,18 @@ class NativeStep:
         self.lib = library.lib
         self.state = ctypes.create_string_buffer(self.lib.har_lane_bytes())
         self.spikes = np.zeros(library.classes, np.uint8)
-        self.x = np.zeros(6, np.int16)
+        self.x, self.z = np.zeros(6, np.int16), np.zeros(6, np.float64)
+        self._x, self._spikes = self.x.ctypes.data, self.spikes.ctypes.data
+        self.step_q = functools.partial(self.lib.har_lane_step, self.state)
         self.reset()
 
     def reset(self) -> None:
         self.lib.har_lane_reset(self.state)
 
     def step(self, z: np.ndarray) -> np.ndarray:
-        from deploy.integer.model import quantize_input
-
-        self.x[:] = quantize_input(z)
-        self.lib.har_lane_step(self.state, self.x.ctypes.data, self.spikes.ctypes.data)
+        np.multiply(z, SCALE_IN, out=self.z)  # the boundary of deploy.integer.model.quantize_input, in place
+        np.rint(self.z, out=self.z)
+        np.clip(self.z, *INT16, out=self.z)
+        self.x[:] = self.z
+        self.step_q(self._x, self._spikes)
         return self.spikes.astype(np.float32)
