@@ -63,7 +63,8 @@ def quantize_l2mu(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> IntegerL2MU:
     biases = {"channel": w["channel_bias"].reshape(-1), "encoder": w["encoder.bias"], "decoder": w["decoder.bias"],
               "out": w["out.bias"]}
     k_in = power_of_two_exponent(w["channel_weight"])
-    mats = [(t, s, d, m, power_of_two_exponent(m)) for t, s, d, m in _matrices(cfg, w) if np.any(to_int8(m, power_of_two_exponent(m)))]
+    scaled = [(t, s, d, m, power_of_two_exponent(m)) for t, s, d, m in _matrices(cfg, w)]
+    mats = [entry for entry in scaled if np.any(to_int8(entry[3], entry[4]))]  # all-zero matrices are dropped
     sizes = cfg.population_sizes()
     pops, projections = [], []
     for name in POPULATIONS:
