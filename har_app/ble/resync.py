@@ -3,8 +3,9 @@
 Each decoded packet has a place on the device clock: the times of its first and last sample (and, for har-imu, a
 sequence number). Against the last packet released (the anchor) a new packet is
   next     its first sample follows the anchor's last by one period: released at once;
-  ahead    after a hole the loss of whole packets explains: held (at most REORDER_DEPTH packets, REORDER_HOLD_S of
-           host time) for the missing ones to arrive, then released and the hole counted as lost;
+  ahead    after a hole the loss of whole packets explains: held for the missing ones to arrive (while at most
+           REORDER_DEPTH packets wait, and for REORDER_HOLD_S of host time once the next packet confirms it), then
+           released and the hole counted as lost;
   behind   at or before the anchor: a duplicate of a packet released or held is counted and dropped; one that fits a
            hole already declared lost is late (counted, dropped, and no longer counted lost);
   nowhere  implausible (time and sequence disagree, or a hole longer than MAX_HOLE_S): a candidate.
@@ -165,6 +166,8 @@ class Resequencer:
         self._refused += 1
         if self.chain and self.relate(self.chain[-1], p).fit in (Fit.NEXT, Fit.AHEAD):
             self.chain.append(p)
+        elif self.chain and self.relate(p, self.chain[0]).fit in (Fit.NEXT, Fit.AHEAD):
+            self.chain.insert(0, p)  # it arrived after its successor
         else:
             self._reject_chain()
             self.chain = [p]
@@ -221,7 +224,7 @@ class Resequencer:
             if placement.fit is Fit.NEXT:
                 out += self._release(self.held.pop(0), "next")
             elif placement.fit is Fit.AHEAD:
-                if len(self.held) <= REORDER_DEPTH and host_s - p.host_s < REORDER_HOLD_S:
+                if len(self.held) <= REORDER_DEPTH and not (host_s - p.host_s >= REORDER_HOLD_S and self._confirmed(p)):
                     break
                 out += self._release(self.held.pop(0), "hole", placement.missing)
             else:  # overtaken by the packets around it: it fits nowhere after all
@@ -229,6 +232,11 @@ class Resequencer:
                 self.stats.rejected_time += 1
                 self._rejected_since += 1
         return out
+
+    def _confirmed(self, p: Packet) -> bool:
+        """A held packet is trusted on time alone only when the next one held follows it: a lone packet far ahead
+        is more likely a corrupted time than the end of a hole (it waits to be overtaken, or for REORDER_DEPTH)."""
+        return len(self.held) >= 2 and self.held[0] is p and self.relate(p, self.held[1]).fit is Fit.NEXT
 
     def _release_held(self) -> list[Release]:
         out = []
