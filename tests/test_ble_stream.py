@@ -5,6 +5,8 @@ import asyncio
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from har_app.ble.units import DPS_TO_RADS, MG_TO_MS2, STANDARD_GRAVITY
 from har_app.sources.ble import BleSource, ReconnectPolicy
@@ -218,3 +220,51 @@ async def test_pmd_rate_is_negotiated_from_what_the_watch_offers(system_bus):
     assert rig.watch.commands[:2] == [bytes.fromhex("0102"), start_acc]
     acc_t = np.concatenate([f.t_s for f in frames if f.acc is not None])
     assert np.diff(acc_t) == pytest.approx(1 / 52.0, abs=1e-6)  # seconds since 2000: 1e-7 s resolution
+
+
+# --- misbehaving watches, fuzzed (the bulk without the rig: tests/test_ble_fuzz.py, bench/fuzz_ble.py) ----------
+
+def header_flip(profile: str, packet: int, draw_bit: int) -> Faults:
+    """A bit flip the decoder must notice: har-imu seq (bits 16-31) or t0_us above 2^16 us (bits 48-63); PMD
+    timestamp above 2^27 ns (bits 35-71), more than the 5 periods of jitter a frame may have."""
+    bit = 16 + draw_bit % 16 if draw_bit % 2 else 48 + draw_bit % 16
+    if profile == "pmd":
+        bit = 35 + draw_bit % 37
+    return Faults(flipped_bits=frozenset({(packet, bit)}))
+
+
+WATCH_FAULTS = st.one_of(
+    st.builds(lambda i: ("duplicate", Faults(duplicated_packets=frozenset({i}))), st.integers(2, 20)),
+    st.builds(lambda i: ("swap", Faults(reordered_packets=frozenset({i}))), st.integers(2, 20)),
+    st.builds(lambda i, b: ("flip", (i, b)), st.integers(2, 20), st.integers(0, 1000)),
+    st.builds(lambda i, s: ("step", Faults(clock_step=(i, s))), st.integers(4, 14), st.sampled_from([-30.0, 600.0])),
+)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(profile=st.sampled_from(["har-imu", "pmd"]), fault=WATCH_FAULTS)
+@example(profile="pmd", fault=("step", Faults(clock_step=(9, -30.0))))  # a watch clock stepping back 30 s
+@example(profile="har-imu", fault=("flip", (7, 101)))  # bit 53: t0 jumps 2^21 us ahead
+def test_a_misbehaving_watch_through_the_real_stack(system_bus, profile, fault):
+    kind, faults = fault
+    if kind == "flip":
+        faults = header_flip(profile, *faults)
+    samples = synthetic(300)
+
+    async def stream():
+        async with emulated_watch_on_dbus(samples, FS, profile, speed=10, samples_per_packet=10,
+                                          faults=faults) as rig:
+            source = BleSource(rig.address, scan_timeout_s=3)
+            return rig, source, await collect(source, everything_delivered(rig), timeout_s=20)
+
+    rig, source, frames = asyncio.run(stream())
+    stats = source.stats
+    assert stats.packets == stats.accepted_packets + sum(stats.rejected().values()) + stats.pending_packets
+    assert_matches_watch(frames, rig, samples, PMD_TOLERANCE if profile == "pmd" else HAR_IMU_TOLERANCE)
+    if kind in ("duplicate", "swap"):  # nothing lost, nothing counted as lost or malformed
+        assert stats.lost_packets == stats.malformed_packets == stats.rejected_time == 0
+        assert stats.duplicates == (kind == "duplicate")
+    if kind == "flip":
+        assert stats.rejected_time + stats.malformed_packets == 1 and stats.lost_packets == 0
+    if kind == "step":
+        assert stats.resyncs == 1 and sum(f.reset_needed for f in frames) == 1

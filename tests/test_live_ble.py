@@ -3,8 +3,10 @@ streaming real watch data; stopped with a real SIGINT, as Ctrl-C would."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +112,41 @@ async def test_a_reconnect_resets_the_lanes(system_bus, tiny_run, watch_data):
     np.testing.assert_allclose(np.diff(after), hop_s)
     before = [e["t_s"] for e in decisions(events) if e["t_s"] < reset["t_s"]]
     assert all(t <= reset["t_s"] - source.stats.gaps_s[0] for t in before)  # no window spans the gap
+
+
+async def test_a_watch_clock_stepping_back_resyncs_and_decisions_resume_within_a_window(system_bus, tiny_run,
+                                                                                        watch_data):
+    run = open_run(tiny_run)
+    # from packet 40 (4 s in) the watch's clock reads 30 s earlier; a header bit flip on packet 20 on top
+    faults = Faults(clock_step=(40, -30.0), flipped_bits=frozenset({(20, 60)}))
+    async with emulated_watch_on_dbus(watch_data, FS, "har-imu", speed=3, samples_per_packet=10,
+                                      faults=faults) as rig:
+        source = BleSource(rig.address, scan_timeout_s=3, reconnect=FAST)
+        done, _ = everything_delivered(rig)
+        summary, events = await live_session(run, source, done)
+    assert summary["resyncs"] == 1 and summary["packets_rejected"]["rejected_time"] == 1
+    assert summary["packets"] == (summary["packets_accepted"] + sum(summary["packets_rejected"].values())
+                                  + summary["packets_pending"])
+    (reset,) = [e for e in events if e["event"] == "reset"]
+    assert reset["reason"] == "resync"
+    times = [e["t_s"] for e in decisions(events)]
+    after = [t for t in times if t > reset["t_s"]]
+    assert after[0] == pytest.approx(reset["t_s"] + (run.window - 1) / run.fs_hz)  # one window after the step
+    assert max(np.diff(times)) <= (run.window + run.hop) / run.fs_hz + 1e-6  # never more than a window without one
+
+
+@pytest.mark.parametrize(("faults", "named"), [
+    (Faults(pmd_gyro_factors=()), "carries 0 FACTOR values"),
+    (Faults(pmd_gyro_factors=(float("nan"),)), "FACTOR nan"),
+    (Faults(pmd_gyro_factors=(-0.0625,)), "FACTOR -0.0625"),
+    (Faults(pmd_rates=(0,)), "offered [0] Hz"),
+])
+async def test_a_bad_pmd_setup_is_exit_3_with_one_line(system_bus, tiny_run, faults, named):
+    async with emulated_watch_on_dbus(np.zeros((100, 6)), FS, "pmd", faults=faults) as rig:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "har_app", "live", "--ble", rig.address, "--run", str(tiny_run),
+            "--backend", "torch", env=rig.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(lines) == 1 and named in lines[0], stderr.decode()
+    assert "Traceback" not in stderr.decode()
