@@ -1,4 +1,4 @@
-"""A small real stateful int8 step model for the live backends until issue 3 writes model_int8.tflite.
+"""A small real stateful int8 step model with seeded weights that spike reliably, for the live backends' state tests.
 
 Two LIF layers (6 -> H -> C) as one streaming time step with the signatures of the run-directory contract (as
 deploy/tf_twin.py builds them): `step` (x_t (1, 6) -> spikes (1, C)) and `zero_state` (flag (1, 1) -> zeroes the

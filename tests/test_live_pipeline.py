@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 
 import numpy as np
@@ -110,18 +109,6 @@ def test_summary_reports_the_stream(tiny_run, torch_events):
         n = np.array(d["spike_counts"])
         assert d["class"] == classes[int(np.argmax(n))]
         assert d["confidence"] == pytest.approx(n.max() / n.sum() if n.sum() else 0.0, abs=1e-4)
-
-
-def test_litert_backend_end_to_end(tiny_run, tmp_path, int8_step_model, torch_events):
-    # The fixture step model stands in for the L2MU export (issue 3): same stream, same decision times.
-    copy = shutil.copytree(tiny_run, tmp_path / "run")
-    (copy / INT8_MODEL).write_bytes(int8_step_model[0])
-    code, events, stderr = live("--run", str(copy), "--replay", "bundled", "--speed", "0", "--json")
-    assert code == 0, stderr
-    summary = events[-1]
-    assert summary["backend"] == "litert" and summary["decisions"] == torch_events[-1]["decisions"]
-    assert [e["t_s"] for e in events if e["event"] == "decision"] == [
-        e["t_s"] for e in torch_events if e["event"] == "decision"]
 
 
 def test_table_output_without_json(tiny_run, tmp_path):
