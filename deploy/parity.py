@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deploy.har_contract import decide
 from deploy.step_runtimes import LiteRTStep, TFLMStep
 from training.errors import HarError
 from training.run_dir import Run
@@ -24,10 +25,6 @@ def held_out_windows(run: Run, limit: int) -> tuple[np.ndarray, list[str]]:
         raise HarError(f"the run's test subjects have no windows in {data['spec']}", 1)
     pick = np.unique(np.linspace(0, len(windows) - 1, min(limit, len(windows))).round().astype(int))
     return windows.x[pick], [dataset.classes[i] for i in windows.y[pick]]
-
-
-def decide(counts: np.ndarray) -> int:
-    return int(np.argmax(counts))  # class = argmax of summed spikes, ties -> lowest index
 
 
 def compare_tflm_litert(model: bytes, windows: np.ndarray, arena_bytes: int) -> dict:
@@ -51,7 +48,7 @@ def compare_tflm_litert(model: bytes, windows: np.ndarray, arena_bytes: int) -> 
             counts_l, counts_t = counts_l + spikes_l, counts_t + spikes_t
             steps += 1
         same_counts += int(np.array_equal(counts_l, counts_t))
-        agree = decide(counts_l) == decide(counts_t)
+        agree = decide(counts_l)[0] == decide(counts_t)[0]  # the contract's decision rule
         same_decisions += int(agree)
         if not agree:
             second, top = np.sort(counts_l)[-2:]
