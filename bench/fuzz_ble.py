@@ -171,7 +171,8 @@ def fuzz_sessions(run, recordings: list[np.ndarray], n_streams: int, rng: np.ran
         if single:
             times = decision_times(events)
             out["single_bad_packet_streams"] += 1
-            out["resumed_within_one_window"] += bool(times) and max(np.diff(times), default=0.0) <= window_s + hop_s + 1e-6
+            longest_s = max(np.diff(times), default=0.0)  # between two decisions
+            out["resumed_within_one_window"] += bool(times) and longest_s <= window_s + hop_s + 1e-6
     out["resumed_rate"] = out["resumed_within_one_window"] / max(1, out["single_bad_packet_streams"])
     return out
 
