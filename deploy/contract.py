@@ -14,6 +14,7 @@ from deploy.har_contract import (
     MANIFEST,
     RESAMPLER_METHOD,
     RESET_RULE,
+    STREAM_RESET_RULE,
     Channel,
     ContractError,
     DeploymentContract,
@@ -25,7 +26,7 @@ from deploy.tflite_model import StepModelInfo, inspect_step_model
 from training.atomic import write_text
 from training.errors import HarError
 from training.recordings import CHANNELS, UNITS
-from training.run_dir import Run, lanes_needed
+from training.run_dir import Run
 
 # The network's output is a Heaviside spike, exactly 0 or 1 in float; int8 dequantises it to about 0 or 1, so the
 # midpoint tells them apart (docs/deployment-contract.md, "spike rule").
@@ -62,12 +63,12 @@ def build_contract(run: Run, model: bytes | None = None, info: StepModelInfo | N
         std=tuple(float(v) for v in run.normalization.std),
         window=run.window,
         hop=run.hop,
-        lanes=lanes_needed(run.window, run.hop),
+        lanes=run.lanes,
         input_quantization=_quant(info.input_quant) if info else FLOAT_IO,
         output_quantization=_quant(info.output_quant) if info else FLOAT_IO,
         spike_threshold=SPIKE_THRESHOLD,
         decision_rule=DECISION_RULE,
-        reset_rule=RESET_RULE,
+        reset_rule=STREAM_RESET_RULE if run.stream else RESET_RULE,
         classes=tuple(run.classes),
     )
 

@@ -20,6 +20,9 @@ SCHEMA_VERSION = 1
 MANIFEST = "har-contract.json"
 DECISION_RULE = "argmax-spike-count"  # class = argmax_c n_c (lowest index on ties); confidence = max_c n_c / sum_c n_c
 RESET_RULE = "zero-state-per-window"  # window k starts at sample k * hop on lane k mod L from the zero state
+# a stream run (`har train --stream`): one lane, zero state only at a stream start, a gap or a reconnect; the decision
+# every hop is over the output spikes of the last `window` steps
+STREAM_RESET_RULE = "zero-state-per-stream"
 RESAMPLER_METHOD = "kaiser-sinc"  # deploy/stream_resampler.py
 
 
@@ -172,11 +175,14 @@ def contract_from_dict(d: dict) -> DeploymentContract:
     window, hop, lanes = _field(d, "window", int), _field(d, "hop", int), _field(d, "lanes", int)
     _require(window > 0, "window", "must be > 0")
     _require(hop > 0, "hop", "must be > 0")
-    _require(lanes == -(-window // hop), "lanes", f"must be ceil(window / hop) = {-(-window // hop)}, got {lanes}")
     spike = _field(d, "spike_rule", dict)
     decision, reset = _field(d, "decision_rule", str), _field(d, "reset_rule", str)
     _require(decision == DECISION_RULE, "decision_rule", f"must be {DECISION_RULE!r}, got {decision!r}")
-    _require(reset == RESET_RULE, "reset_rule", f"must be {RESET_RULE!r}, got {reset!r}")
+    _require(reset in (RESET_RULE, STREAM_RESET_RULE), "reset_rule",
+             f"must be {RESET_RULE!r} or {STREAM_RESET_RULE!r}, got {reset!r}")
+    want = 1 if reset == STREAM_RESET_RULE else -(-window // hop)
+    _require(lanes == want, "lanes", f"must be {want} ({'one stream' if want == 1 else 'ceil(window / hop)'}), "
+                                     f"got {lanes}")
     classes = tuple(_field(d, "classes", list))
     _require(all(isinstance(c, str) and c for c in classes), "classes", "must be non-empty strings")
     return DeploymentContract(_field(d, "run", str), channels, rate, resampler, mean, std, window, hop, lanes,

@@ -65,6 +65,8 @@ def train(
                                                        "`har tune`, training/configs/untuned.toml); options given "
                                                        "on the command line win."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    stream: bool = typer.Option(False, "--stream", help="Streaming mode: one state through whole recordings, "
+                                                        "never reset inside a stream, one lane when deployed."),
 ) -> None:
     """Fit the L2MU on real watch data and write a run directory (config, weights, metrics, plots, model card)."""
     from training.pipeline import TrainRequest, run_training
@@ -76,7 +78,7 @@ def train(
                "learn_neuron_params": learn_neuron_params, "current_noise": current_noise},
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, runs_dir=runs_dir, name=name,
         compress=compress.value, sparsity=sparsity, finetune_epochs=finetune_epochs,
-        calibration_windows=calibration_windows)
+        calibration_windows=calibration_windows, stream=stream)
     if config is not None:
         from click.core import ParameterSource
 

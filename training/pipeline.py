@@ -48,6 +48,8 @@ class TrainRequest:
     sparsity: float = 0.5
     finetune_epochs: int = 12
     calibration_windows: int = 128
+    stream: bool = False  # one state through each stream, a decision every hop (training/streaming.py)
+    stream_settings: dict = field(default_factory=dict)  # StreamSettings overrides
 
 
 def seed_everything(seed: int) -> None:
@@ -126,6 +128,8 @@ def run_training(req: TrainRequest, console: Console) -> dict:
     from training.config import L2MUConfig
 
     check_options(req, TRAIN_OPTIONS)  # every number checked before any data is read or folder created
+    if req.stream and req.compress != "none":
+        raise HarError("--stream with --compress: pruning fine-tunes on windows; not supported yet for streams")
     check_folder(req.runs_dir, "--runs-dir")
     try:
         L2MUConfig(n_classes=2, **req.model)
@@ -167,16 +171,26 @@ def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, spl
     for i, split in enumerate(splits):
         label = f"fold {i + 1}/{len(splits)}" if req.cv else "train"
         first = i == 0
-        model, norm, history, tcfg, test = train_fold(
-            req, windows, split, dataset.classes, label, console,
-            on_best=(lambda m: save_weights(m, run_dir / WEIGHTS)) if first else None)
+        keep_best = (lambda m: save_weights(m, run_dir / WEIGHTS)) if first else None
+        if req.stream:
+            from training.streaming import train_stream_fold
+
+            model, norm, history, tcfg, test = train_stream_fold(req, dataset, split, label, console, keep_best)
+        else:
+            model, norm, history, tcfg, test = train_fold(req, windows, split, dataset.classes, label, console,
+                                                          on_best=keep_best)
         if history.best_epoch < 1:  # interrupted before this fold's first epoch ended
             if first:
                 raise HarError("interrupted before the first epoch ended: nothing trained, no run directory kept",
                                130)
             console.print("[yellow]interrupted: keeping the folds finished so far[/]")
             break
-        metrics, raster = evaluate(model, test, dataset.classes)
+        if req.stream:
+            from training.streaming import evaluate_stream
+
+            metrics, raster = evaluate_stream(model, test, norm, dataset.classes, req.window, req.hop)
+        else:
+            metrics, raster = evaluate(model, test, dataset.classes)
         folds.append({"test_subjects": split.test, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                       "best_epoch": history.best_epoch, "interrupted": history.interrupted})
         if first:
@@ -191,10 +205,15 @@ def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, spl
         "data": {"spec": req.data, "name": dataset.name, "classes": dataset.classes, "fs_hz": req.fs_hz,
                  "source_fs_hz": dataset.fs_hz if np.isfinite(dataset.fs_hz) else "mixed",
                  "window": req.window, "hop": req.hop, "activities": req.activities, "subjects": req.subjects,
+                 "stream": req.stream,
                  "skipped_lines": dataset.skipped_lines},
         "split": split.to_dict(),
         "versions": _versions(),
     }
+    if req.stream:
+        from training.streaming import StreamSettings
+
+        config["stream_settings"] = StreamSettings(**req.stream_settings).to_dict()
     write_json(run_dir / CONFIG, config)
     save_weights(model, run_dir / WEIGHTS)
     norm.save(run_dir / NORMALIZATION)

@@ -91,6 +91,16 @@ class Run:
     def hop(self) -> int:
         return self.config["data"]["hop"]
 
+    @property
+    def stream(self) -> bool:
+        """Trained by `har train --stream`: one lane, reset only at a stream start, a gap or a reconnect."""
+        return self.config["data"].get("stream", False) is True
+
+    @property
+    def lanes(self) -> int:
+        """State copies a runtime keeps: 1 for a stream run, else L = ceil(window / hop)."""
+        return 1 if self.stream else lanes_needed(self.window, self.hop)
+
 
 def read_json(path: Path) -> object:
     try:

@@ -13,13 +13,14 @@ from rich.console import Console
 
 from har_app.live.backends import choose_backend, open_lanes
 from har_app.live.runtime import LaneRunner
+from har_app.live.stream_runner import StreamRunner
 from deploy.profiles import load_profile
 from har_app.live.session import LiveSession
 from har_app.live.view import LiveView, summary_table
 from har_app.sources.base import ImuSource
 from har_app.sources.record import Recorder
 from training.errors import HarError
-from training.run_dir import Run, lanes_needed, latest_run, open_run
+from training.run_dir import Run, latest_run, open_run
 from training.validate import check_new_file
 
 
@@ -68,8 +69,8 @@ def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
     profile = load_profile(req.device)
     source = open_source(req, run)
     backend = choose_backend(run, req.backend, lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
-    runner = LaneRunner(open_lanes(run, backend, lanes_needed(run.window, run.hop)), run.window, run.hop,
-                        run.normalization.apply)
+    runner = (StreamRunner if run.stream else LaneRunner)(open_lanes(run, backend, run.lanes), run.window, run.hop,
+                                                          run.normalization.apply)
     speed = getattr(source, "speed", 1.0)  # a replay's pace; live sources run at 1
     title = f"har live: {run.path.name} on {req.ble or source.name} ({backend})"
     view = LiveView(err, run.classes, title, profile.name, speed)
@@ -79,7 +80,7 @@ def run_live(req: LiveRequest, out: Console, err: Console) -> dict:
                           on_update=view.update if err.is_terminal else None)
     session.on_event({"event": "start", "run": str(run.path), "source": req.ble or source.name, "backend": backend,
                       "device": profile.name, "classes": run.classes, "fs_hz": run.fs_hz, "window": run.window,
-                      "hop": run.hop})
+                      "hop": run.hop, "lanes": run.lanes})
     err.print(f"{title}: {run.window} samples per window at {run.fs_hz:g} Hz, a decision every {run.hop} samples; "
               "Ctrl-C stops", highlight=False)
     with view if err.is_terminal else contextlib.nullcontext():
