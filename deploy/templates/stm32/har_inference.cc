@@ -42,7 +42,7 @@ int8_t quantize_input(float z) {
 }
 
 bool output_spike(int8_t q) {
-  // x = s (q - z0); spike when x > 0.5
+  // x = s (q - z0); spike when x > HAR_SPIKE_THRESHOLD (the deployment contract's spike rule)
   return HAR_OUTPUT_SCALE * (float)(q - HAR_OUTPUT_ZERO_POINT) > HAR_SPIKE_THRESHOLD;
 }
 
