@@ -59,9 +59,13 @@ def interpreter_class():
 
 def load_contract():
     try:
-        return har_contract.load_contract(HERE / har_contract.MANIFEST)
+        contract = har_contract.load_contract(HERE / har_contract.MANIFEST)
     except har_contract.ContractError as exc:
         sys.exit(f"error: {exc}")
+    if contract.reset_rule != har_contract.RESET_RULE:
+        sys.exit(f"error: {har_contract.MANIFEST}: field 'reset_rule' is {contract.reset_rule!r}; this runner runs "
+                 f"{har_contract.RESET_RULE!r} only")
+    return contract
 
 
 class StepModel:
