@@ -82,3 +82,37 @@ def test_stream_lanes_and_decisions_follow_the_contract(engine):
     expected = run_reference(model, np.stack([segment[s:s + window] for s in starts])).counts
     assert [c for _, c in got] == expected.tolist()
     assert [k for k, _ in got] == [decide(c)[0] for c in expected]
+
+
+def test_har_live_replays_bundled_data_on_the_native_backend(int8_run):
+    import json
+
+    from cli import har
+
+    proc = har("live", "--run", str(int8_run), "--replay", "bundled", "--backend", "native", "--speed", "0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    summary = events[-1]
+    decisions = [e for e in events if e["event"] == "decision"]
+    assert summary["event"] == "summary" and summary["backend"] == "native"
+    assert summary["decisions"] == len(decisions) > 0
+    run = open_run(int8_run)
+    assert all(e["class"] in run.classes and sum(e["spike_counts"]) <= run.window * len(run.classes) for e in decisions)
+
+
+def test_native_lanes_of_a_run_follow_the_integer_stage(int8_run):
+    from har_app.live.backends import choose_backend, open_lanes
+    from deploy.integer.stage import integer_weights_file, load_integer_model
+
+    run = open_run(int8_run)
+    assert choose_backend(run, "native", print) == "native"
+    lanes = open_lanes(run, "native", 2)
+    model = load_integer_model(run, integer_weights_file(run))
+    assert integer_weights_file(run) == "weights_integer.safetensors"
+    from deploy.parity import held_out_windows
+
+    raw, _ = held_out_windows(run, 2)
+    z = run.normalization.apply(raw)
+    for lane, window in zip(lanes, z):
+        counts = sum(lane.step(s) for s in window)
+        assert np.array_equal(counts, run_reference(model, quantize_input(window[None])).counts[0])

@@ -61,7 +61,10 @@ def model_sources(model: IntegerL2MU, n_inputs: int = 6) -> ModelSources:
         starts, rows, vals = columns(q.weight_q)
         parts += [_array("uint16_t", f"col_start_{i}", starts), _array("har_row_t", f"row_{i}", rows),
                   _array("int8_t", f"weight_{i}", vals)]
-        proj_rows.append(f"  {{{index[q.source]}, {int(q.delayed)}, {q.shift}, col_start_{i}, row_{i}, weight_{i}}},"
+        if q.delayed != (index[q.source] >= index[q.target]):  # the engine's spike lists rely on this order
+            raise ValueError(f"{q.source} -> {q.target}: a delayed source must not precede its target, nor follow "
+                             "it when not delayed")
+        proj_rows.append(f"  {{{index[q.source]}, {q.shift}, col_start_{i}, row_{i}, weight_{i}}},"
                          f"  /* {q.source}{'[t-1]' if q.delayed else ''} -> {q.target}, {len(vals)} weights */")
     pop_rows, offset, first = [], 0, 0
     for i, p in enumerate(pops):
@@ -70,8 +73,7 @@ def model_sources(model: IntegerL2MU, n_inputs: int = 6) -> ModelSources:
         if np.any(p.bias_q):
             parts.append(_array("int32_t", f"bias_{i}", p.bias_q))
             bias = f"bias_{i}"
-        delayed = int(any(q.delayed and q.source == p.name for q in model.projections))
-        pop_rows.append(f"  {{{offset}, {p.size}, {p.beta_q}, {p.threshold_q}, {bias}, {first}, {n_proj}, {delayed}}},"
+        pop_rows.append(f"  {{{offset}, {p.size}, {p.beta_q}, {p.threshold_q}, {bias}, {first}, {n_proj}}},"
                         f"  /* {p.name}: 2^-{p.frac_bits} units */")
         offset, first = offset + p.size, first + n_proj
     parts += [

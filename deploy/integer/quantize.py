@@ -17,7 +17,7 @@ from training.config import POPULATIONS, L2MUConfig
 from training.errors import HarError
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
 
-GUARD_BITS = 8  # extra fraction bits below the finest weight scale: leak rounding error ~2^-(k + 8) per step
+GUARD_BITS = 12  # extra fraction bits below the finest weight scale: leak rounding error ~2^-(k + 12) per step
 INT8_MAX = 127
 
 

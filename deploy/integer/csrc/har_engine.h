@@ -11,11 +11,11 @@
 #define HAR_BETA_BITS 15 /* beta_q = round(beta 2^15) */
 #define HAR_INPUT_BITS 11 /* x_q = clip(round(z 2^11), -32768, 32767) */
 
-/* Spikes of population `source` into the population that owns this projection, as compressed columns:
+/* Spikes of population `source` (this step's when it comes earlier in step order, else the previous step's) into
+ * the population that owns this projection, as compressed columns:
  * a spike of source neuron j adds weight[k] << shift to target neuron row[k], k = col_start[j] .. col_start[j+1]-1. */
 typedef struct {
     uint8_t source;  /* population index */
-    uint8_t delayed; /* 1: the source's spikes of the previous step */
     uint8_t shift;
     const uint16_t *col_start; /* source size + 1 */
     const har_row_t *row;
@@ -27,7 +27,6 @@ typedef struct {
     int32_t beta_q, threshold_q; /* Q15 leak; threshold in the population's units */
     const int32_t *bias;         /* NULL: no bias */
     uint8_t first_projection, n_projections;
-    uint8_t delayed_source; /* 1: some projection reads this population's previous spikes */
 } har_population_t;
 
 extern const har_population_t har_populations[HAR_N_POPS];
@@ -36,8 +35,13 @@ extern const int8_t har_input_weight[];   /* channel population: I_i = (w[i] x[h
 extern const uint8_t har_input_channel[];
 extern const uint8_t har_input_shift;
 
+/* The spike lists are this lane's S[t-1] at the start of a step and are overwritten population by population: a
+ * projection that reads a population's previous spikes always belongs to a population at or before it in step
+ * order (checked by the code generator), so it reads them before they are replaced. */
 typedef struct {
-    int32_t u[HAR_N_NEURONS]; /* every membrane, population after population */
+    int32_t u[HAR_N_NEURONS];         /* every membrane, population after population */
+    har_row_t spiked[HAR_N_NEURONS];  /* indices of the neurons that fired, at each population's offset */
+    uint16_t n_spiked[HAR_N_POPS];
 } har_lane_t;
 
 void har_lane_reset(har_lane_t *lane);
