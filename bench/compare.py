@@ -80,7 +80,7 @@ def record(c: Contender, scores: dict, times: list[float], reported: float | Non
     return {"key": c.key, "label": c.label, "ours": c.ours, "runtime": c.runtime, "format": c.format,
             **scores, "accuracy_reported_by_har_train": reported, "params": c.params,
             "model_bytes": c.model_bytes, "arena_bytes": c.arena_bytes, "macs": c.macs, "acs": c.acs,
-            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload), "epochs": c.epochs,
+            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload, c.emulated), "emulated": c.emulated, "epochs": c.epochs,
             "latency_us": {"median": float(np.median(times)), "p99": float(np.percentile(times, 99)),
                            "n": len(times)}, "notes": c.notes}
 
@@ -94,7 +94,7 @@ def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tu
     t0 = time.time()
     result = ours.train(fold, data, settings, settings.subjects is None, console)
     seconds["l2mu"] = time.time() - t0
-    contenders = ours.contenders(result)
+    contenders = ours.contenders(result, fold.test.x)
     int8 = result["stages"]["int8"]
     reported = {"l2mu_float": result["stages"]["float"]["accuracy"], "l2mu_int8_litert": int8["accuracy_litert"],
                 "l2mu_int8_tflm": int8["accuracy_tflm"]}

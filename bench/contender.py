@@ -45,6 +45,7 @@ class Contender:
     workload: Workload | None  # None: the model is not deployable to the device profiles as is
     epochs: int | None = None  # training epochs run (early stopping), for trained neural models
     notes: list[str] = field(default_factory=list)
+    emulated: dict | None = None  # instructions per decision on the emulated MCU (bench/device.py), TFLM models
 
 
 def accuracy(c: Contender, test_x: np.ndarray, test_y: np.ndarray, classes: list[str]) -> dict:

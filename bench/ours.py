@@ -64,7 +64,7 @@ def _float_contender(run: Run, result: dict, step: dict) -> Contender:
                             "ONNX row is its deployable float form)", _synop_note(stage)])
 
 
-def _int8_contender(run: Run, result: dict, step: dict, runtime: str) -> Contender:
+def _int8_contender(run: Run, result: dict, step: dict, runtime: str, emulated: dict | None) -> Contender:
     from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
     from deploy.tflite_model import inspect_step_model
 
@@ -85,13 +85,29 @@ def _int8_contender(run: Run, result: dict, step: dict, runtime: str) -> Contend
                      macs=work["effective_macs_per_window"], acs=work["effective_acs_per_window"],
                      dense_macs=step["macs"] * WINDOW,
                      workload=Workload(step["macs"], step["elementwise"], info.main_operators, WINDOW),
-                     epochs=result["training"]["epochs_run"],
+                     epochs=result["training"]["epochs_run"], emulated=emulated,
                      notes=[f"{sparsity:.0%} of weights pruned (stored dense), {info.main_operators} operators per "
                             f"step, {WINDOW} steps per decision", _synop_note(work)])
 
 
-def contenders(result: dict) -> list[Contender]:
+def _emulated(run: Run, result: dict, test_x: np.ndarray) -> dict | None:
+    """The int8 step on the emulated MCU (bench/device.py): WINDOW invokes per decision from the zero state."""
+    from bench.device import WINDOWS, emulated_decision
+    from deploy.step_runtimes import TFLMStep
+    from deploy.tflite_model import inspect_step_model
+
+    model = (run.path / "model_int8.tflite").read_bytes()
+    info = inspect_step_model(model)
+    io = TFLMStep(model).io
+    q = np.array([[io.quantize(x)[0] for x in z] for z in test_x[:WINDOWS]])
+    return emulated_decision(model, info.ops, q, result["stages"]["int8"]["tflm_arena_bytes"], len(info.states))
+
+
+def contenders(result: dict, test_x: np.ndarray) -> list[Contender]:
+    """Float, int8 on LiteRT and int8 on TFLM; the int8 rows' device figures come from the emulated MCU run on
+    the fold's normalised test windows `test_x` (one run: same model, same firmware)."""
     run = open_run(result["run_dir"])
     step = step_ops(run.config["model"])
-    return [_float_contender(run, result, step), _int8_contender(run, result, step, "LiteRT"),
-            _int8_contender(run, result, step, "TFLM")]
+    emulated = _emulated(run, result, test_x)
+    return [_float_contender(run, result, step), _int8_contender(run, result, step, "LiteRT", emulated),
+            _int8_contender(run, result, step, "TFLM", emulated)]

@@ -125,6 +125,11 @@ def _epochs(m: dict) -> list[str]:
     return [f"epochs run per fold (early stopping) {', '.join(map(str, m['epochs_per_fold']))}"]
 
 
+def _executed(m: dict) -> list[str]:
+    """The basis of a device column measured in executed instructions (bench/device.py)."""
+    return [f"{name}: {d['basis']}" for name, d in m["devices"].items() if d.get("from_instructions")]
+
+
 def _dispatch(m: dict) -> list[str]:
     if not m["devices"] or not any(d["dispatch_fraction"] for d in m["devices"].values()):
         return []
@@ -168,7 +173,12 @@ def markdown(result: dict, png: str) -> str:
         "`deploy.energy.estimate_latency` (cycles = MACs × cycles/MAC + elementwise × cycles/op + graph operators × "
         "dispatch cycles, at the profile's clock) and E = t × active power, with the constants and sources in "
         "`device_profiles/stm32l4r5.toml` and `rpi4.toml`. The forest has no interpreter (0 operators); the "
-        "float ONNX model is costed with the int8 constants (a lower bound for float kernels).", "",
+        "float ONNX model is costed with the int8 constants (a lower bound for float kernels). Except, for every "
+        "TFLM model (the L2MU int8 step, the int8 LSTM and 1D-CNN): their stm32l4r5 columns come from **executed "
+        "instructions** — each model built with the firmware harness for the Cortex-M4F (CMSIS-NN), run under QEMU "
+        "mps2-an386 on test windows, every Invoke() counted (`bench/device.py`, docs/firmware.md) — times the "
+        "profile's cycles per instruction (still an estimate: cycles and power are not measured); the notes say "
+        "which rows.", "",
         f"![accuracy against estimated energy per decision]({png})", "",
         "## L2MU int8 step against the best peer, column by column", "",
         "Ours: the L2MU int8 streaming step on LiteRT. Best peer: the best value among the four peers on that "
@@ -179,7 +189,8 @@ def markdown(result: dict, png: str) -> str:
         *peer_matrix(result), "",
         "## Notes per model", "",
         "Numbers inside the notes are of the last fold.", "",
-        *[f"- {m['label']} ({m['runtime']}): {'; '.join(_epochs(m) + m['notes'] + _dispatch(m))}." for m in models],
+        *[f"- {m['label']} ({m['runtime']}): {'; '.join(_epochs(m) + m['notes'] + _dispatch(m) + _executed(m))}."
+          for m in models],
         "",
         "The L2MU's effective MACs and ACs (and the synaptic-operation energy in its notes) would matter on "
         f"neuromorphic hardware; such an estimate {SYNOP_CAVEAT}.", "",

@@ -28,8 +28,11 @@ COLUMNS = (
 TIE = 0.005  # ratios within 0.5 % of 1 are reported as on par
 
 
-def device_estimates(workload: dict | None) -> dict:
-    """Latency and energy per decision on each profile from op counts and the profile's constants."""
+def device_estimates(workload: dict | None, emulated: dict | None = None) -> dict:
+    """Latency and energy per decision on each profile from op counts and the profile's constants; on the
+    emulated MCU profile from executed instructions instead when `emulated` holds them (bench/device.py)."""
+    from bench.device import EMULATED_PROFILE, device_from_instructions
+
     if workload is None:
         return {}
     out = {}
@@ -41,6 +44,8 @@ def device_estimates(workload: dict | None) -> dict:
         out[name] = {"latency_us": latency["per_decision"], "dispatch_fraction": dispatch,
                      "energy_uj": estimate_energy_per_decision(profile, latency["per_decision"], False)["value"],
                      "estimate": True, "basis": latency["basis"] + f"; E = t x {profile.active_mw:g} mW"}
+        if name == EMULATED_PROFILE and emulated and "error" not in emulated:
+            out[name] = {**device_from_instructions(emulated), "dispatch_fraction": dispatch}
     return out
 
 
@@ -67,7 +72,8 @@ def summarise_model(records: list[dict], samples: list[float]) -> dict:
     out["devices"] = {name: {"latency_us": float(np.mean([d[name]["latency_us"] for d in devices])),
                              "energy_uj": float(np.mean([d[name]["energy_uj"] for d in devices])),
                              "dispatch_fraction": float(np.mean([d[name]["dispatch_fraction"] for d in devices])),
-                             "estimate": True, "basis": devices[-1][name]["basis"]}
+                             "estimate": True, "basis": devices[-1][name]["basis"],
+                             "from_instructions": all(d[name].get("from_instructions", False) for d in devices)}
                       for name in PROFILES} if devices else {}
     for name in PROFILES:
         out[f"energy_{name}_uj"] = out["devices"][name]["energy_uj"] if out["devices"] else None

@@ -100,9 +100,8 @@ def model_header(name: str, run: Run, info: StepModelInfo, arena: ArenaMeasureme
         *state_lines,
         f"#define HAR_NUM_RESOURCE_VARIABLES {len(info.states)}",
         "",
-        f"// Arena per lane: {arena.min_arena_bytes} bytes measured (smallest arena_size with which the tflite_micro",
-        "// interpreter allocates, invokes, resets and invokes the model again) + "
-        f"{arena.margin_bytes} bytes margin (10 %, 16-byte aligned).",
+        f"// Arena per lane: {arena.min_arena_bytes} bytes measured ({arena.basis})",
+        f"// + {arena.margin_bytes} bytes margin (10 %, 16-byte aligned).",
         f"#define HAR_ARENA_BYTES {arena.arena_bytes}",
         "",
     ])

@@ -34,6 +34,23 @@ def estimate_latency(profile: DeviceProfile, step_ops: dict, steps_per_decision:
     }
 
 
+def latency_from_instructions(profile: DeviceProfile, measured: dict) -> dict:
+    """Latency of one step and one decision from the instructions the firmware executed on the emulated core
+    (`har deploy --verify`, medians) and the profile's cycles per instruction: an estimate, cycles are not
+    measured."""
+    cpi, f = profile.cycles_per_instruction, profile.clock_mhz
+    step, decision = measured["instructions_per_step"]["median"], measured["instructions_per_decision"]["median"]
+    return {
+        "per_sample": step * cpi / f,  # t = instructions x CPI / f
+        "per_decision": decision * cpi / f,
+        "estimate": True,
+        "basis": (f"measured median {step:,} instructions per step ({decision:,} per decision) on {measured['target']} "
+                  f"(QEMU {measured['machine']}, {measured['windows']} held-out windows) x CPI {cpi:g} "
+                  f"({profile.name} profile, an assumption) at {f:g} MHz"),
+        "max_per_decision": measured["instructions_per_decision"]["max"] * cpi / f,
+    }
+
+
 def estimate_energy_per_decision(profile: DeviceProfile, latency_us_per_decision: float, measured: bool) -> dict:
     """E = t x P_active in microjoules. The power is the profile's figure, never measured here, so the energy is an
     estimate even when the latency was measured; `measured` says which latency went in."""

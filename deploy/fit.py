@@ -15,10 +15,19 @@ def lane_count(run: Run) -> int:
     return lanes_needed(run.window, run.hop)
 
 
-def check_fit(profile: DeviceProfile, model_bytes: int, arena_bytes: int, lanes: int, state_bytes: int) -> dict:
-    """ST-style memory block; `arena_bytes` is per lane (state included), `state_bytes` is reported separately."""
-    ram = lanes * arena_bytes + profile.stack_bytes  # RAM = L x arena + stack
-    flash = model_bytes + profile.code_bytes  # flash = model + code
+def check_fit(profile: DeviceProfile, model_bytes: int, arena_bytes: int, lanes: int, state_bytes: int,
+              elf: dict | None = None) -> dict:
+    """ST-style memory block; `arena_bytes` is per lane (state included), `state_bytes` is reported separately.
+    `elf` (text, data, bss of the built firmware, `har deploy --verify`) replaces the code allowance and the
+    arena sum with the measured sizes."""
+    if elf is None:
+        ram = lanes * arena_bytes + profile.stack_bytes  # RAM = L x arena + stack
+        flash = model_bytes + profile.code_bytes  # flash = model + code
+        code, basis = profile.code_bytes, "estimate: model + the profile's code allowance; lanes x arena + stack"
+    else:
+        ram = elf["data"] + elf["bss"] + profile.stack_bytes  # RAM = data + bss (arenas inside) + stack
+        flash = elf["text"] + elf["data"]  # flash = text (code + model) + data initialisers
+        code, basis = flash - model_bytes, "measured: text + data of the built ELF; data + bss + stack allowance"
     return {
         "flash_bytes": flash,
         "flash_available": profile.flash_bytes,
@@ -26,7 +35,8 @@ def check_fit(profile: DeviceProfile, model_bytes: int, arena_bytes: int, lanes:
         "ram_available": profile.ram_bytes,
         "fits": ram <= profile.ram_bytes and flash <= profile.flash_bytes,
         "model_bytes": model_bytes,
-        "code_bytes": profile.code_bytes,
+        "code_bytes": code,
+        "basis": basis,
         "arena_bytes": arena_bytes,
         "lanes": lanes,
         "state_bytes": state_bytes,

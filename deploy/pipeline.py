@@ -110,6 +110,10 @@ def deploy(req: DeployRequest, console: Console) -> dict:
         from deploy.bundle_native import deploy_native
 
         return deploy_native(req, profile, console)
+    if req.verify:
+        from deploy.firmware.stage import require_verifiable
+
+        require_verifiable(profile, req.tflm_root)
     if req.host and profile.bundle != "linux":
         raise HarError(f"--host pushes Linux bundles only; {profile.name} builds a {profile.bundle} bundle")
     if req.host:
@@ -124,7 +128,8 @@ def deploy(req: DeployRequest, console: Console) -> dict:
     ops = {**step_ops(run.config["model"]), "ops": info.main_operators}  # the real operator count of the graph
     out = check_out_folder(Path(req.out) if req.out is not None else run.path / "deploy" / profile.name)
     stages = ["TFLM arena", "fit", "bundle", "parity" if profile.bundle == "mcu" else None,
-              "benchmark" if (req.host or profile.name == "host") and profile.bundle == "linux" else None]
+              "benchmark" if (req.host or profile.name == "host") and profile.bundle == "linux" else None,
+              "firmware" if req.verify else None]
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("deploy", total=len([s for s in stages if s]))
@@ -146,6 +151,17 @@ def deploy(req: DeployRequest, console: Console) -> dict:
             files, parity = _write_bundle(profile, staging, model, run, info, arena, req.parity_windows, stage,
                                           progress, task)
             progress.advance(task)
+            measured = None
+            if req.verify:
+                from deploy.firmware.stage import verify_stage
+
+                stage(f"building and running the firmware on the emulated {profile.core}")
+                measured, arena = verify_stage(staging, model, run, info, arena, profile, req.parity_windows,
+                                               req.tflm_root, stage)
+                fit = check_fit(profile, len(model), arena.arena_bytes, lane_count(run), info.state_bytes,
+                                measured.as_dict()["elf"])
+                require_fit(profile, fit)
+                progress.advance(task)
             benchmark = None
             if profile.bundle == "linux" and req.host:
                 from deploy.ssh_push import push_and_benchmark
@@ -159,7 +175,12 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 stage("benchmarking on this machine")
                 benchmark = benchmark_locally(staging, req.benchmark_runs)
                 progress.advance(task)
-            latency = latency_report(profile, ops, run, benchmark)
+            if profile.bundle == "mcu":
+                from deploy.firmware.stage import mcu_latency
+
+                latency = mcu_latency(profile, ops, run, model, measured)
+            else:
+                latency = latency_report(profile, ops, run, benchmark)
             result = {
                 "bundle": str(out),
                 "files": files + [REPORT],
@@ -170,8 +191,8 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 "model": model_summary(info, ops),
                 "arena": {"min_arena_bytes": arena.min_arena_bytes, "recorded_bytes": arena.recorded_bytes,
                           "arena_bytes": arena.arena_bytes, "margin": "10 %, 16-byte aligned",
-                          "measured_with": ("tflite_micro Python interpreter (real TFLM kernels): allocate, invoke, "
-                                            "reset, invoke; bisection")},
+                          "measured_with": arena.basis},
+                "measured": measured.as_dict() if measured else None,
                 "fit": fit,
                 "parity": parity,
                 "benchmark": benchmark,

@@ -40,6 +40,7 @@ class DeviceProfile:
     cycles_per_elementwise: float  # ... per int8 elementwise operation (add, mul, compare, select, requantise)
     overhead_cycles_per_op: float  # ... per graph operator invocation (interpreter dispatch, quantisation params)
     path: str  # the file the profile was read from
+    cycles_per_instruction: float | None = None  # MCU only: core cycles per executed instruction (measured counts)
 
 
 # (TOML table, key, Python type, check, what the check requires)
@@ -71,6 +72,9 @@ SCHEMA: tuple[tuple[str, str, type, object, str], ...] = (
     ("latency", "overhead_cycles_per_op", float, _non_negative, "a non-negative number"),
 )
 
+# Only in MCU profiles, where `har deploy --verify` counts executed instructions (docs/firmware.md)
+MCU_SCHEMA = (("latency", "cycles_per_instruction", float, _positive, "a positive number"),)
+
 
 def _typed(value: object, kind: type) -> bool:
     if isinstance(value, bool):
@@ -86,7 +90,9 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HarError(f"device profile {origin}: not valid TOML: {exc}") from None
-    known = {(table, key) for table, key, *_ in SCHEMA}
+    mcu = isinstance(doc.get("device"), dict) and doc["device"].get("bundle") == "mcu"
+    schema = SCHEMA + MCU_SCHEMA if mcu else SCHEMA
+    known = {(table, key) for table, key, *_ in SCHEMA + MCU_SCHEMA}
     for table, body in doc.items():
         if not isinstance(body, dict):
             raise HarError(f"device profile {origin}: top-level key {table!r} must be a [table]")
@@ -94,13 +100,16 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
             if (table, key) not in known:
                 raise HarError(f"device profile {origin}: unknown field [{table}] {key}")
     values = {}
-    for table, key, kind, check, requirement in SCHEMA:
+    for table, key, kind, check, requirement in schema:
         if key not in doc.get(table, {}):
             raise HarError(f"device profile {origin}: missing field [{table}] {key}")
         value = doc[table][key]
         if not _typed(value, kind) or not check(value):
             raise HarError(f"device profile {origin}: [{table}] {key} must be {requirement}, got {value!r}")
         values[key] = float(value) if kind is float else value
+    for table, key, *_ in MCU_SCHEMA:
+        if not mcu and key in doc.get(table, {}):
+            raise HarError(f"device profile {origin}: [{table}] {key} is only for mcu bundles")
     profile = DeviceProfile(**values, path=origin)
     if profile.bundle == "mcu" and profile.runtime != "tflm":
         raise HarError(f"device profile {origin}: [device] runtime must be tflm for an mcu bundle, "

@@ -28,11 +28,16 @@ MEASURE_TIMEOUT_S = 300
 RESULT = "har-min-arena-bytes"
 
 
+HOST_BASIS = ("smallest arena_size with which the tflite_micro Python interpreter allocates, invokes, resets and "
+              "invokes the model again; 64-bit host pointers")
+
+
 @dataclass(frozen=True)
 class ArenaMeasurement:
-    min_arena_bytes: int  # smallest arena_size with which tflite_micro allocates, invokes, resets and invokes
+    min_arena_bytes: int  # the arena the model needs, measured as `basis` says
     recorded_bytes: int | None  # "Arena allocation total" of TFLM's RecordingMicroAllocator at that size
     arena_bytes: int  # what a bundle reserves: minimum + margin
+    basis: str = HOST_BASIS
 
     @property
     def margin_bytes(self) -> int:
@@ -41,6 +46,13 @@ class ArenaMeasurement:
 
 def with_margin(min_arena: int) -> int:
     return ALIGN * math.ceil(min_arena * (1 + MARGIN) / ALIGN)
+
+
+def target_arena(used_bytes: int, target: str) -> ArenaMeasurement:
+    """The arena from the firmware's own count on `target` (MicroInterpreter::arena_used_bytes(), 32-bit)."""
+    basis = (f"arena_used_bytes() of the bundle's interpreter on {target} under QEMU (32-bit pointers) after "
+             "AllocateTensors() and the held-out windows")
+    return ArenaMeasurement(used_bytes, None, with_margin(used_bytes), basis)
 
 
 def measure_arena(model: bytes) -> ArenaMeasurement:

@@ -206,6 +206,11 @@ def deploy(
                                       help="Reuse this Python on the board (needs numpy, ai-edge-litert) "
                                            "instead of creating a venv."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
+    verify: bool = typer.Option(False, "--verify",
+                                help="MCU: build the bundle for the profile's core, run it under QEMU on held-out "
+                                     "windows and report measured instructions, sizes and arena."),
+    tflm_root: Path = typer.Option(None, "--tflm-root",
+                                   help="TFLM source trees for --verify (default: $HAR_TFLM_ROOT; docs/firmware.md)."),
     runtime: DeployRuntime = typer.Option(DeployRuntime.tflm, "--runtime",
                                           help="MCU: tflm (int8 TFLite Micro bundle) or native (integer C engine "
                                                "project, docs/integer-engine.md)."),
@@ -217,7 +222,8 @@ def deploy(
 
     result = run_deploy(DeployRequest(device=device, profile=profile, run=run, runs_dir=runs_dir, out=out_dir,
                                       host=host, known_hosts=known_hosts, identity=identity, remote_dir=remote_dir,
-                                      remote_python=remote_python, runtime=runtime.value), err)
+                                      remote_python=remote_python, verify=verify, tflm_root=tflm_root,
+                                      runtime=runtime.value), err)
     if json_out or runtime is DeployRuntime.native:
         print_json(result)
     else:

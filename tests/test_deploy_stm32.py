@@ -142,10 +142,12 @@ def test_tflm_and_litert_agree_on_held_out_windows(stm32_bundle):
 
 
 def test_report_fields(stm32_bundle):
+    from deploy.profiles import load_profile
+
     result, out = stm32_bundle
     fit = result["fit"]
     assert fit["fits"] and fit["ram_bytes"] == 2 * result["arena"]["arena_bytes"] + 8192
-    assert fit["flash_bytes"] == result["model"]["tflite_bytes"] + 98304
+    assert fit["flash_bytes"] == result["model"]["tflite_bytes"] + load_profile("stm32l4r5").code_bytes
     assert result["latency_us"]["estimate"] is True
     assert result["latency_us"]["per_decision"] == pytest.approx(40 * result["latency_us"]["per_sample"])
     assert result["energy_uj_per_decision"]["value"] == pytest.approx(result["latency_us"]["per_decision"] * 44.9e-3)

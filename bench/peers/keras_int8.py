@@ -137,6 +137,7 @@ def contender(key: str, label: str, build: Callable[[int], object], fold: Fold, 
               conversion: str) -> Contender:
     """Build (seeded), train and convert a Keras peer; it runs on LiteRT, its TFLM arena is measured with the real
     TFLM kernels (which fails if TFLM lacks one of its operators) and the .tflite is kept in the fold's folder."""
+    from bench.device import WINDOWS, emulated_decision
     from deploy.tflm_arena_probe import measure_arena
     from training.atomic import write_bytes
 
@@ -148,9 +149,12 @@ def contender(key: str, label: str, build: Callable[[int], object], fold: Fold, 
     ops = graph_operators(int8)
     runner = LiteRTWindow(int8)
     work = keras_workload(model, len(ops))
+    arena = measure_arena(int8).min_arena_bytes
+    q = np.array([runner.io.quantize(z)[0] for z in fold.test.x[:WINDOWS]])
+    emulated = emulated_decision(int8, ops, q.reshape(len(q), 1, -1), arena)  # one invoke per decision
     return Contender(key, label, ours=False, runtime="LiteRT", format="int8 .tflite", decide=runner.decide,
                      predict=runner.predict, params=int(model.count_params()), model_bytes=len(int8),
-                     arena_bytes=measure_arena(int8).min_arena_bytes, macs=work.macs, acs=None,
-                     dense_macs=work.macs, workload=work, epochs=epochs,
+                     arena_bytes=arena, macs=work.macs, acs=None, dense_macs=work.macs, workload=work,
+                     epochs=epochs, emulated=emulated,
                      notes=[f"{conversion}; {len(ops)} operators per invoke "
                             f"({', '.join(sorted(set(ops)))})"])

@@ -48,7 +48,7 @@ class Firmware:
     path: Path
     target: Target
     sizes: ElfSizes
-    markers: tuple[int, int] | None        # entry addresses of prof_begin / prof_end (QEMU targets)
+    markers: tuple[int, int] | None        # entry addresses of prof_begin / prof_end (QEMU targets that call them)
     warnings: tuple[str, ...] = field(default=())  # compiler diagnostics of the caller's sources (empty = clean)
 
 
@@ -71,15 +71,13 @@ def elf_sizes(path: Path, target: Target) -> ElfSizes:
     return ElfSizes(text, data, bss)
 
 
-def marker_addresses(path: Path, target: Target) -> tuple[int, int]:
-    """prof_begin / prof_end entry addresses (Thumb bit cleared) from the symbol table."""
+def marker_addresses(path: Path, target: Target) -> tuple[int, int] | None:
+    """prof_begin / prof_end entry addresses (Thumb bit cleared) from the symbol table; None when the program
+    never calls them (the linker's --gc-sections dropped them)."""
     done = subprocess.run([target.tool("nm"), str(path)], capture_output=True, text=True, check=True)
     found = {m.group(2): int(m.group(1), 16) & ~1
              for m in re.finditer(r"^([0-9a-fA-F]+) [Tt] (\w+)$", done.stdout, re.M)}
-    missing = [name for name in MARKERS if name not in found]
-    if missing:
-        raise HarError(f"{path}: no {', '.join(missing)} symbol", BUILD_FAILED)
-    return found[MARKERS[0]], found[MARKERS[1]]
+    return (found[MARKERS[0]], found[MARKERS[1]]) if all(name in found for name in MARKERS) else None
 
 
 def build_firmware(app: FirmwareSources, target: Target, out_dir: Path, name: str = "app",

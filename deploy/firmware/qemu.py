@@ -92,8 +92,8 @@ def run_firmware(fw: Firmware, stdin: bytes = b"", cwd: Path | None = None, coun
                  tflm_root: str | Path | None = None, timeout: float = RUN_TIMEOUT_S) -> RunResult:
     """Run `fw` with `stdin`, in `cwd` (the guest's files are relative to it); `count` adds the instruction counts
     (Cortex-M targets only). A fault in the guest gives exit code FAULT_EXIT."""
-    if count and fw.target.is_host:
-        raise ValueError("instruction counts need a QEMU target")
+    if count and (fw.target.is_host or fw.markers is None):
+        raise ValueError("instruction counts need a QEMU target and a program calling prof_begin()/prof_end()")
     with tempfile.TemporaryDirectory(prefix="har-fw-run-") as tmp:
         counts = Path(tmp) / "counts.txt"
         if fw.target.is_host:

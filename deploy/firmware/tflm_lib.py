@@ -5,11 +5,11 @@ version, so a changed tree, flag or toolchain gives a new library; an unchanged 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from training.errors import HarError
 
 ROOT_ENV = "HAR_TFLM_ROOT"
 CACHE_ENV = "HAR_FIRMWARE_CACHE"
+JOBS_ENV = "HAR_FIRMWARE_JOBS"
 LIBRARY_NAME = "libtflm.a"
 _SOURCE_SUFFIXES = (".c", ".cc")
 _HASHED_SUFFIXES = (".c", ".cc", ".h", ".hpp", ".inc")
@@ -114,31 +115,43 @@ def library_key(tree: TflmTree) -> str:
     return f"{tree.target.name}-{h.hexdigest()[:16]}"
 
 
+def build_jobs() -> int:
+    """Parallel compiler processes: $HAR_FIRMWARE_JOBS, else the CPU count."""
+    value = os.environ.get(JOBS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)
+
+
 def tflm_library(tree: TflmTree, progress: Callable[[str], None] | None = None) -> Path:
-    """The cached libtflm.a for `tree`, building it first if absent (minutes, once per tree/flags/toolchain)."""
+    """The cached libtflm.a for `tree`, building it first if absent (minutes, once per tree/flags/toolchain).
+    One builder per key at a time (a lock file); an interrupted build resumes from the objects it finished."""
     final = cache_dir() / library_key(tree)
     lib = final / LIBRARY_NAME
     if lib.is_file():
         return lib
     final.parent.mkdir(parents=True, exist_ok=True)
-    sources = tree.library_sources()
-    if progress:
-        progress(f"building the TFLM library for {tree.target.name} from {tree.path} ({len(sources)} files, "
-                 f"once; cached in {final})")
-    work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process building the same library: wait for it
+        if lib.is_file():
+            return lib
+        sources = tree.library_sources()
+        work = final.parent / f".{final.name}.partial"
+        work.mkdir(exist_ok=True)
         objs = [work / f"{i:04d}_{src.stem}.o" for i, src in enumerate(sources)]
-        jobs = [compile_command(tree.target, src, obj, tree.include_dirs, tree.optimisation(src))
-                for src, obj in zip(sources, objs)]
-        run_compiles(jobs)
-        subprocess.run([tree.target.tool("ar"), "rcs", str(work / LIBRARY_NAME), *map(str, objs)], check=True)
-        for obj in objs:
-            obj.unlink()
-        try:
-            os.replace(work, final)  # atomic: a concurrent builder that won the race keeps its folder
-        except OSError:
-            if not lib.is_file():
-                raise
-    finally:
+        todo = [(src, obj) for src, obj in zip(sources, objs) if not obj.is_file()]
+        if progress:
+            progress(f"building the TFLM library for {tree.target.name} from {tree.path} ({len(todo)} of "
+                     f"{len(sources)} files to compile, once; cached in {final})")
+        # each object is compiled to a temporary name and renamed, so a present .o is always complete
+        jobs = [compile_command(tree.target, src, obj.with_suffix(".o.tmp"), tree.include_dirs, tree.optimisation(src))
+                for src, obj in todo]
+        run_compiles(jobs, workers=build_jobs(), on_done=lambda cmd: _finish_object(cmd[-1]))
+        archive = work / LIBRARY_NAME
+        subprocess.run([tree.target.tool("ar"), "rcs", str(archive), *map(str, objs)], check=True)
+        final.mkdir(exist_ok=True)
+        os.replace(archive, lib)
         shutil.rmtree(work, ignore_errors=True)
     return lib
+
+
+def _finish_object(tmp: str) -> None:
+    os.replace(tmp, tmp.removesuffix(".tmp"))
