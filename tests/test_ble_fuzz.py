@@ -24,8 +24,8 @@ from training.run_dir import lanes_needed, open_run
 from training.sources import load_dataset
 
 FUZZ = settings(max_examples=150, deadline=None)
-STREAMS = settings(max_examples=60, deadline=None)
-SESSIONS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+STREAMS = settings(max_examples=40, deadline=None)
+SESSIONS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FS = 50.0
 STEPS_S = [-30.0, -2.0, 7.5, 600.0]  # a watch clock stepping back or forward
 # PMD data frames with a plausible header, so the fuzzing reaches the sample decoders
