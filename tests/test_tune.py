@@ -108,6 +108,24 @@ def test_no_trial_sees_the_test_subjects(study):
     assert all("4" not in train + val for train, val in objective.folds)
 
 
+def test_a_new_study_first_scores_the_untuned_configuration(tmp_path):
+    import optuna
+    from rich.console import Console
+
+    from training.run_config import load_run_config
+    from training.search_space import UNTUNED
+    from training.tune import TuneRequest, prepare
+
+    storage, _, _ = prepare(TuneRequest(name="base", subjects=["3", "4", "5", "6", "7"], test_subjects=["4"],
+                                        folds=2, runs_dir=tmp_path), Console(quiet=True))
+    (first,) = optuna.load_study(study_name="base", storage=storage).get_trials(deepcopy=False)
+    untuned = load_run_config(UNTUNED)
+    assert first.state.name == "WAITING" and first.user_attrs["baseline"] == "untuned"
+    params = first.system_attrs["fixed_params"]
+    assert params["hidden_size"] == untuned.model["hidden_size"] == 64 and params["lr"] == untuned.train["lr"]
+    assert (params["beta.h"], params["threshold.h"]) == tuple(untuned.model["neuron_params"]["h"])
+
+
 @pytest.mark.parametrize("args, code, fragment", [
     (["--storage", "postgresql://a@b@c:x/y"], 2, "malformed storage URL"),
     (["--storage", "mysql://user@127.0.0.1/db"], 2, "use sqlite:///FILE or postgresql://"),

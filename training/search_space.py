@@ -13,6 +13,7 @@ from training.errors import HarError
 from training.run_config import RunConfig, check_model, check_train
 
 DEFAULT_SPACE = Path(__file__).parent / "configs" / "search_space.toml"
+UNTUNED = Path(__file__).parent / "configs" / "untuned.toml"  # `har train`'s configuration before any search
 TRAIN_PARAMS = ("lr", "batch_size", "augment_deg")
 MODEL_PARAMS = ("neuron", "pop_per_channel", "encoder_size", "encoder_out", "memory_size", "order", "theta",
                 "hidden_size", "alpha", "current_noise", "learn_neuron_params")
@@ -46,6 +47,17 @@ class Param:
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "name" and v is not None and v is not False}
 
+    def contains(self, value) -> bool:
+        """Whether a trial of this setting can take `value`."""
+        if self.choices is not None:
+            return value in self.choices
+        if self.low is None:
+            return value == self.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        return self.step is None or math.isclose((value - self.low) / self.step, round((value - self.low) / self.step),
+                                                 abs_tol=1e-9)
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -68,6 +80,15 @@ class SearchSpace:
             else:
                 values[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
         return config_of(values)
+
+    def searched_values(self, cfg: RunConfig) -> dict | None:
+        """The searched settings of `cfg` as trial parameters, or None if `cfg` lies outside this space."""
+        flat = {**cfg.train, **{k: v for k, v in cfg.model.items() if k != "neuron_params"}}
+        for pop, (beta, threshold) in {**DEFAULT_NEURON_PARAMS, **cfg.model.get("neuron_params", {})}.items():
+            flat[f"beta.{pop}"], flat[f"threshold.{pop}"] = beta, threshold
+        if not all(p.name in flat and p.contains(flat[p.name]) for p in self.params):
+            return None
+        return {p.name: flat[p.name] for p in self.params if p.searched}
 
     def config_of_params(self, sampled: dict) -> RunConfig:
         """The configuration of a finished trial from its sampled values (fixed settings filled in)."""

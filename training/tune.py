@@ -19,9 +19,9 @@ from rich.console import Console
 
 from training.atomic import atomic_path, write_text
 from training.errors import HarError
-from training.run_config import write_run_config
+from training.run_config import load_run_config, write_run_config
 from training.run_dir import write_json
-from training.search_space import SearchSpace, load_space
+from training.search_space import UNTUNED, SearchSpace, load_space
 from training.sources import DEFAULT_DATA, load_dataset
 from training.splits import holdout_split, kfold_splits
 from training.validate import check_folder
@@ -178,6 +178,9 @@ def prepare(req: TuneRequest, console: Console) -> tuple[object, StudyIdentity, 
     else:
         study = optuna.create_study(study_name=req.name, storage=storage, direction="maximize")
         study.set_user_attr("har", asdict(ident))
+        baseline = space.searched_values(load_run_config(UNTUNED))
+        if baseline is not None:  # the first trial scores the untuned configuration, for comparison
+            study.enqueue_trial(baseline, user_attrs={"baseline": "untuned"})
         console.print(f"study {req.name!r} created in {shown_url(url)}; test subjects {','.join(ident.test_subjects)} "
                       "are held out of every trial")
     return storage, ident, space
@@ -398,6 +401,8 @@ def write_outputs(req: TuneRequest, study, ident: StudyIdentity, space: SearchSp
             f"Test subjects {test} were held out of every trial; to measure on them:\n"
             f"  har train --config {folder / BEST_CONFIG} --test-subjects {test}"))
         best = {"value": t.value, "trial": t.number, "params": t.params, "config": str(folder / BEST_CONFIG)}
+    untuned = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline") == "untuned"
+               and t.value is not None]
     plots = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
@@ -407,7 +412,8 @@ def write_outputs(req: TuneRequest, study, ident: StudyIdentity, space: SearchSp
                 plots.append(str(folder / name))
     result = {"study": req.name, "storage": shown_url(req.storage or default_storage(req)),
               "run_dir": str(folder), "trials": counts["complete"] + counts["pruned"], "trial_states": counts,
-              "best": best, "dataset": ident.dataset, "classes": ident.classes,
+              "best": best, "untuned_value": untuned[0].value if untuned else None,
+              "dataset": ident.dataset, "classes": ident.classes,
               "test_subjects": ident.test_subjects, "trials_csv": str(folder / TRIALS_CSV), "plots": plots}
     write_json(folder / "study.json", result)
     return result
