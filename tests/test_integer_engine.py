@@ -116,3 +116,25 @@ def test_native_lanes_of_a_run_follow_the_integer_stage(int8_run):
     for lane, window in zip(lanes, z):
         counts = sum(lane.step(s) for s in window)
         assert np.array_equal(counts, run_reference(model, quantize_input(window[None])).counts[0])
+
+
+def test_stream_without_resets_decides_over_the_last_window(engine):
+    """The contract's zero-state-per-stream rule: one lane, state kept, a decision every hop over the last window."""
+    model, lib, xq, run = engine
+    window, hop = xq.shape[1], 10
+    segment = np.ascontiguousarray(xq[:4].reshape(-1, 6))
+    stream = ctypes.create_string_buffer(lib.lib.har_stream_bytes())
+    assert lib.lib.har_stream_init(stream, window, hop, 2, 0) == -1  # one lane only
+    assert lib.lib.har_stream_init(stream, window, hop, 1, 0) == 0
+
+    class Decision(ctypes.Structure):
+        _fields_ = [("class_index", ctypes.c_uint8), ("counts", ctypes.c_uint16 * lib.classes),
+                    ("total", ctypes.c_uint16)]
+
+    got, d = [], Decision()
+    for sample in segment:
+        if lib.lib.har_stream_push(stream, np.ascontiguousarray(sample).ctypes.data, ctypes.byref(d)):
+            got.append(list(d.counts))
+    out = run_reference(model, segment[None], record=True).spikes["out"][0].astype(np.int64)  # never reset
+    ends = [i for i in range(window, len(segment) + 1) if i % hop == 0]
+    assert got == [out[i - window:i].sum(0).tolist() for i in ends]

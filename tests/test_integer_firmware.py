@@ -38,6 +38,9 @@ def test_engine_on_cortex_m4_is_bit_exact(int8_run):
     assert 0 < m.elf["text"] < m.whole_elf["text"]
     assert 0 < m.instructions_per_step["min"] <= m.instructions_per_step["median"] <= m.instructions_per_step["max"]
     assert m.state_bytes > model.n_neurons * 4
+    # the zero-state-per-stream rule (one lane, no window resets) on the same core
+    running = measure_native(model, model_sources(model), xq, run.window, run.hop, 1, CORTEX_M4, reset_windows=False)
+    assert running.bit_exact and running.decisions_match
 
 
 def test_deploy_native_writes_a_project_measured_on_the_emulated_core(int8_run, tmp_path):

@@ -83,21 +83,32 @@ def stack_usage(su_files: list[Path]) -> int:
     return sum(frames.get(f, 0) for f in STACK_FUNCTIONS)
 
 
+def expected_decisions(model: IntegerL2MU, segment: np.ndarray, window: int, hop: int, reset_windows: bool) -> np.ndarray:
+    """The reference's counts at each decision of har_stream over one segment (N decisions, C)."""
+    if reset_windows:  # window k = samples k hop .. k hop + window - 1, each from the zero state
+        starts = range(0, len(segment) - window + 1, hop)
+        return run_reference(model, np.stack([segment[s:s + window] for s in starts])).counts
+    out = run_reference(model, segment[None], record=True).spikes[model.populations[-1].name][0].astype(np.int64)
+    return np.array([out[i - window:i].sum(0) for i in range(window, len(segment) + 1) if i % hop == 0])
+
+
 def measure_native(model: IntegerL2MU, sources: ModelSources, xq: np.ndarray, window: int, hop: int, lanes: int,
-                   target: Target, tflm_root: str | Path | None = None) -> NativeMeasurement:
+                   target: Target, tflm_root: str | Path | None = None, reset_windows: bool = True) -> NativeMeasurement:
+    """`lanes` and `reset_windows` are the run's contract (a stream run: 1 lane, no window resets)."""
     n, steps = xq.shape[:2]
     with tempfile.TemporaryDirectory(prefix="har-native-fw-") as tmp:
         folder = Path(tmp)
         own = write_sources(folder, sources)
         (folder / PROBE).write_text((resources.files("deploy.integer") / "csrc" / "probe" / PROBE).read_text())
         app = FirmwareSources(tuple([*own, folder / PROBE]), (folder,),
-                              (f"-DHAR_MAX_LANES={lanes}", "-fstack-usage", "-Werror"), optimisation="-O2")
+                              (f"-DHAR_MAX_LANES={lanes}", f"-DHAR_MAX_WINDOW={1 if reset_windows else window}",
+                               "-fstack-usage", "-Werror"), optimisation="-O2")
         fw = build_firmware(app, target, folder / "build", "native")
         objects = sorted(p for p in (folder / "build").glob("native.*.o") if p.stem.split(".")[-1] in USER_OBJECTS)
         user = object_sizes(objects, target)
         stack = stack_usage(sorted((folder / "build").glob("native.*.su")))
         state = symbol_size(fw.path, target, "stream")
-        header = np.array([n, steps, window, hop, lanes], np.uint32).tobytes()
+        header = np.array([n, steps, window, hop, lanes, int(reset_windows)], np.uint32).tobytes()
         result = run_firmware(fw, header + np.ascontiguousarray(xq, np.int16).tobytes(), count=True,
                               tflm_root=tflm_root)
     if result.exit_code != 0:
@@ -105,15 +116,14 @@ def measure_native(model: IntegerL2MU, sources: ModelSources, xq: np.ndarray, wi
     ref = run_reference(model, xq, record=True)
     mem_bytes = n * steps * model.n_neurons * 4
     membranes = np.frombuffer(result.stdout[:mem_bytes], np.int32).reshape(n, steps, model.n_neurons)
-    segment = xq.reshape(-1, xq.shape[-1])
-    starts = range(0, len(segment) - window + 1, hop)
-    expected = run_reference(model, np.stack([segment[s:s + window] for s in starts])).counts
+    expected = expected_decisions(model, xq.reshape(-1, xq.shape[-1]), window, hop, reset_windows)
     rec = np.frombuffer(result.stdout[mem_bytes:], np.uint8).reshape(-1, 1 + 2 * model.n_classes)
     counts = rec[:, 1:].copy().view(np.uint16).astype(np.int64)
     regions = np.array(result.regions, np.int64)
     per_step, per_push = regions[:n * steps], regions[n * steps:]
-    per_decision = per_push[window - 1 + hop * np.arange(len(starts))[1:, None] - np.arange(hop)[None, :]].sum(1) \
-        if len(starts) > 1 else per_push[:window][None].sum(1)
+    # a decision's cost: the `hop` pushes ending at it, from the second decision on (every lane running)
+    ends = window - 1 + hop * np.arange(1, max(len(expected), 2))
+    per_decision = per_push[ends[:, None] - np.arange(hop)[None, :]].sum(1)
     return NativeMeasurement(
         target.name, target.qemu_machine, n, bool(np.array_equal(membranes, ref.membranes)),
         bool(np.array_equal(counts, expected)), _spread(per_step), _spread(per_decision), asdict(user),

@@ -21,7 +21,8 @@ from training.errors import HarError
 
 ENGINE_FILES = ("har_engine.h", "har_engine.c", "har_stream.h", "har_stream.c")
 HOST_FILE = "har_host.c"
-CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared")
+CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared",
+          "-DHAR_MAX_WINDOW=256")  # host: room for the no-reset rule's ring of any window up to 256
 LIBRARY = "libhar_native.so"
 SCALE_IN = float(2**INPUT_BITS)
 
