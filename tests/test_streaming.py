@@ -1,0 +1,141 @@
+"""`har train --stream` on a tiny real slice of the bundled watch data: it trains, its state is never reset inside a
+stream (in evaluation and in `har live`), its contract says one lane, and `har live --replay` steps once per sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from conftest import TINY_CLASSES, TINY_TEST_SUBJECT
+from deploy.contract import build_contract
+from deploy.har_contract import STREAM_RESET_RULE, ContractError, contract_from_dict
+from har_app.cli import app
+from har_app.live.backends import TorchStep
+from har_app.live.merge import ModelSample
+from har_app.live.stream_runner import StreamRunner
+from training.checkpoint import load_model
+from training.run_dir import open_run
+from training.sources import load_dataset
+from training.windowing import resample
+
+STRETCH = 120
+
+
+@pytest.fixture(scope="module")
+def stream_run(tmp_path_factory) -> Path:
+    """The tiny model of tests/conftest.py trained as a stream run: 5 epochs on 6 s stretches, one torch thread
+    (3 epochs at batch 8 left the output population nearly silent)."""
+    from training.pipeline import TrainRequest, run_training
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
+                       val_subjects=["3"], epochs=5, lr=1e-2, batch_size=4, model={"hidden_size": 16, "memory_size": 8},
+                       runs_dir=tmp_path_factory.mktemp("stream-runs"), name="tiny-stream", stream=True,
+                       stream_settings={"stretch": STRETCH})
+    try:
+        result = run_training(req, Console(stderr=True, quiet=True))
+    finally:
+        torch.set_num_threads(threads)
+    return Path(result["run_dir"])
+
+
+def never_reset_counts(model, z: np.ndarray, window: int) -> np.ndarray:
+    """Reference: `step` from the zero state over the whole stream z (n, 6), never reset; at every sample the output
+    spikes summed over the last `window` steps (n, C)."""
+    state, spikes = model.initial_state(1), []
+    with torch.no_grad():
+        for x in z:
+            s_o, state = model.step(torch.from_numpy(x)[None], state)
+            spikes.append(s_o[0].numpy())
+    c = np.cumsum(np.concatenate([np.zeros((1, model.cfg.n_classes)), spikes]), 0)
+    return np.array([c[t + 1] - c[max(0, t + 1 - window)] for t in range(len(z))])
+
+
+def windowed_counts(model, z: np.ndarray, window: int, ends: list[int]) -> np.ndarray:
+    """What a model reset at every window would count: the window ending at each t of `ends` from the zero state."""
+    with torch.no_grad():
+        return np.array([model(torch.from_numpy(z[t + 1 - window : t + 1])[None])[0].numpy() for t in ends])
+
+
+def test_stream_run_trains_and_reports_every_hop(stream_run):
+    run = open_run(stream_run)
+    assert run.config["data"]["stream"] is True and run.stream
+    assert run.config["stream_settings"]["stretch"] == STRETCH
+    metrics = json.loads((stream_run / "metrics.json").read_text())
+    assert metrics["training"]["best_epoch"] >= 1
+    recs = load_dataset("seglearn", TINY_CLASSES).only_subjects([TINY_TEST_SUBJECT]).recordings
+    n = sum(len(resample(r.samples, r.fs_hz, run.fs_hz)) for r in recs)
+    hops = len(range(run.window, n + 1, run.hop))  # decisions at t + 1 = window, window + hop, ... <= n
+    fl = metrics["stages"]["float"]
+    assert fl["windows"] == hops
+    assert 0.0 <= fl["accuracy"] <= 1.0 and 0.0 <= fl["accuracy_every_sample"] <= 1.0
+    assert np.array(fl["confusion_matrix"]).sum() == hops
+
+
+def test_evaluation_never_resets_the_state_inside_a_stream(stream_run):
+    from training.streaming import build_streams, stream_decisions
+
+    run = open_run(stream_run)
+    model = load_model(run).eval()
+    dataset = load_dataset("seglearn", TINY_CLASSES)
+    stream = build_streams(dataset, run.fs_hz, [TINY_TEST_SUBJECT])[0]
+    assert len(stream.changes) > 2 and stream.y[stream.changes[1]] != stream.y[0]  # activities joined, interleaved
+    z = run.normalization.apply(stream.x[: stream.changes[2]])  # two recordings: the state crosses a boundary
+    preds, _ = stream_decisions(model, [z], run.window)
+    carried = never_reset_counts(model, z, run.window)
+    assert (preds[0] == carried.argmax(1)).all()  # argmax breaks ties to the lowest index in numpy and torch
+    ends = list(range(run.window - 1, len(z), run.hop))
+    fresh = windowed_counts(model, z, run.window, ends)
+    assert (np.abs(carried[ends] - fresh).sum(1) > 0).mean() > 0.2  # resetting per window would change many
+    assert carried[ends].sum() > len(ends)  # the output population spikes, so the comparisons mean something
+
+
+def test_live_runner_keeps_one_state_through_a_recording(stream_run):
+    run = open_run(stream_run)
+    model = load_model(run).eval()
+    rec = load_dataset("seglearn", TINY_CLASSES).only_subjects([TINY_TEST_SUBJECT]).recordings[0]
+    x = resample(rec.samples, rec.fs_hz, run.fs_hz)
+    runner = StreamRunner([TorchStep(model)], run.window, run.hop, run.normalization.apply)
+    decisions = {}
+    for t, xt in enumerate(x):
+        d = runner.push(ModelSample(t / run.fs_hz, xt, rec.label, t == 0))
+        if d is not None:
+            decisions[t] = d
+    assert sorted(decisions) == list(range(run.window - 1, len(x), run.hop))
+    assert runner.resets == 1 and runner.times.count == len(x)  # one step per sample, reset only at the start
+    ends = sorted(decisions)
+    carried = never_reset_counts(model, run.normalization.apply(x), run.window)
+    live = np.array([decisions[t].counts for t in ends])
+    np.testing.assert_array_equal(live, carried[ends])
+    # a runner resetting per window would give these counts instead, and fail above
+    assert not np.array_equal(live, windowed_counts(model, run.normalization.apply(x), run.window, ends))
+
+
+def test_contract_of_a_stream_run_says_one_lane(stream_run):
+    contract = build_contract(open_run(stream_run))
+    assert contract.lanes == 1 and contract.reset_rule == STREAM_RESET_RULE
+    d = json.loads(contract.to_json())
+    assert contract_from_dict(d) == contract
+    with pytest.raises(ContractError, match="lanes"):
+        contract_from_dict({**d, "lanes": 2})
+    with pytest.raises(ContractError, match="lanes"):  # the windowed rule needs ceil(window / hop) lanes
+        contract_from_dict({**d, "reset_rule": "zero-state-per-window"})
+
+
+def test_live_replay_steps_one_lane_once_per_sample(stream_run):
+    result = CliRunner().invoke(app, ["live", "--run", str(stream_run), "--replay", "bundled", "--speed", "0",
+                                      "--json", "--backend", "torch"])
+    assert result.exit_code == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    start, summary = events[0], events[-1]
+    assert start["lanes"] == 1
+    assert summary["steps"] == summary["model_samples"] > 0 and summary["lane_resets"] == 1
+    n = summary["model_samples"]
+    assert summary["decisions"] == len(range(start["window"], n + 1, start["hop"]))
