@@ -235,14 +235,21 @@ def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp
     assert "XNNPACK" not in runner.stderr and "XNNPACK" not in live.stderr  # LiteRT's INFO line stays off stderr
 
 
-def test_pi_runner_refuses_a_manifest_of_another_model(bundles, tmp_path):
+@pytest.mark.parametrize("change, named", [
+    ({"input_quantization": "double the scale"}, "'input_quantization'"),  # a manifest of another model
+    ({"reset_rule": "zero-state-per-stream", "lanes": 1}, "'reset_rule'"),  # a valid contract the runner cannot run
+])
+def test_pi_runner_refuses_a_manifest_it_cannot_honour(bundles, tmp_path, change, named):
     import shutil
 
     folder = tmp_path / "bundle"
     shutil.copytree(bundles["rpi4"], folder)
     manifest = json.loads((folder / MANIFEST).read_text())
-    manifest["input_quantization"]["scale"] *= 2
+    if "input_quantization" in change:
+        manifest["input_quantization"]["scale"] *= 2
+    else:
+        manifest.update(change)
     (folder / MANIFEST).write_text(json.dumps(manifest))
     done = subprocess.run([sys.executable, str(folder / "har_runner.py"), "--stdin"], input="0 0 0 0 0 0\n",
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "'input_quantization'" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert done.returncode == 1 and named in done.stderr and len(done.stderr.splitlines()) == 1
