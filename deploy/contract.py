@@ -36,7 +36,8 @@ FLOAT_IO = Quantization("float32", 0.0, 0)  # the float torch model: no quantisa
 RESAMPLER = Resampler(RESAMPLER_METHOD, stream_resampler.KERNEL_PERIODS, stream_resampler.KAISER_BETA,
                       stream_resampler.HOLE_PERIODS, stream_resampler.MAX_GAP_S)
 
-__all__ = ["MANIFEST", "SPIKE_THRESHOLD", "build_contract", "read_bundle_contract", "write_contract"]
+__all__ = ["MANIFEST", "SPIKE_THRESHOLD", "build_contract", "read_bundle_contract", "require_bundle_can_run",
+           "write_contract"]
 
 
 def _quant(q) -> Quantization:
@@ -71,6 +72,13 @@ def build_contract(run: Run, model: bytes | None = None, info: StepModelInfo | N
         reset_rule=STREAM_RESET_RULE if run.stream else RESET_RULE,
         classes=tuple(run.classes),
     )
+
+
+def require_bundle_can_run(contract: DeploymentContract, bundle: str) -> None:
+    """The bundle templates (Linux runner, Kotlin classifier, TFLM firmware) run the per-window reset rule only."""
+    if contract.reset_rule != RESET_RULE:
+        raise HarError(f"{bundle} bundles run the reset rule {RESET_RULE!r}, but run {contract.run} needs "
+                       f"{contract.reset_rule!r} (a `har train --stream` run): classify it with `har live`", 3)
 
 
 def write_contract(folder: Path, contract: DeploymentContract) -> str:

@@ -216,9 +216,10 @@ def _parent(out: Path) -> Path:
 
 def _write_bundle(profile, folder, model, run, info, arena, parity_windows, stage, progress, task):
     """(files, parity) for the profile's bundle kind; every kind carries the deployment contract's manifest."""
-    from deploy.contract import build_contract, write_contract
+    from deploy.contract import build_contract, require_bundle_can_run, write_contract
 
     contract = build_contract(run, model, info)
+    require_bundle_can_run(contract, profile.name)
     manifest = write_contract(folder, contract)
     if profile.bundle == "linux":
         from deploy.bundle_linux import write_linux_bundle

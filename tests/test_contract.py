@@ -102,6 +102,19 @@ def test_a_broken_manifest_fails_on_load_with_one_line_naming_the_field(bundles,
     assert har_err.value.exit_code == 2 and named in str(har_err.value)
 
 
+def test_a_stream_runs_contract_is_not_bundled_for_per_window_templates(int8_run):
+    from dataclasses import replace
+
+    from deploy.contract import require_bundle_can_run
+    from deploy.har_contract import STREAM_RESET_RULE
+
+    contract = build_contract(open_run(int8_run))
+    require_bundle_can_run(contract, "rpi4")  # the per-window rule: fine
+    with pytest.raises(HarError) as err:
+        require_bundle_can_run(replace(contract, reset_rule=STREAM_RESET_RULE, lanes=1), "rpi4")
+    assert err.value.exit_code == 3 and "har live" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_every_bundle_carries_the_runs_manifest(bundles, int8_run):
     expected = build_contract(open_run(int8_run))
     for device in ("rpi4", "android", "stm32l4r5"):
