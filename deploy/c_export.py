@@ -1,6 +1,7 @@
 """The int8 step model for firmware: a C++ source holding the .tflite as an array, and one header declaring it with
 every constant firmware needs to feed it: the deployment contract's values (deploy/contract.py: rate, window, hop,
-lanes, normalisation, quantisation, spike threshold, labels), the state variables and the arena. `har train --compress int8` writes them into the run directory, `har deploy` into MCU bundles.
+lanes, normalisation, quantisation, spike threshold, labels), the state variables and the arena.
+`har train --compress int8` writes them into the run directory, `har deploy` into MCU bundles.
 
 TFLM reads the flatbuffer in place, so the array is const (it stays in flash) and 16-byte aligned (TFLM aligns
 tensor data to 16 bytes; docs/toolchain.md, "Model data in flash").

@@ -5,8 +5,8 @@ resamples a recording the same way without `har` installed. It must import nothi
 The kernel is the one `scipy.signal.resample_poly` uses, which training uses (training/windowing.py): a sinc cut off
 at half the slower rate, Kaiser-windowed (beta 5), 10 slower-rate periods each side; here it is evaluated at the real
 time offsets of the samples and normalised by its sum, so a regular stream reproduces the polyphase result away from
-the ends (docs/deployment-contract.md, "Resampler"). Holes longer than HOLE_PERIODS input periods are bridged linearly; a hole longer than
-the gap limit ends a segment (every model state resets there).
+the ends (docs/deployment-contract.md, "Resampler"). Holes longer than HOLE_PERIODS input periods are bridged
+linearly; a hole longer than the gap limit ends a segment (every model state resets there).
 """
 
 from __future__ import annotations

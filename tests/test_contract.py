@@ -128,7 +128,8 @@ def _c_defines(text: str) -> dict[str, str]:
 
 
 def _c_floats(text: str, name: str) -> list[float]:
-    return [float(v.strip().rstrip("f")) for v in re.search(rf"{name}\[\w+\] = \{{([^}}]*)\}}", text).group(1).split(",")]
+    values = re.search(rf"{name}\[\w+\] = \{{([^}}]*)\}}", text).group(1)
+    return [float(v.strip().rstrip("f")) for v in values.split(",")]
 
 
 def test_c_header_holds_the_manifests_values(bundles):
@@ -162,7 +163,8 @@ def test_kotlin_config_holds_the_manifests_values(bundles):
     assert f32("OUTPUT_SCALE") == np.float32(c.output_quantization.scale)
     assert int(k["INPUT_ZERO_POINT"]) == c.input_quantization.zero_point
     assert int(k["OUTPUT_ZERO_POINT"]) == c.output_quantization.zero_point
-    floats = (lambda key: np.float32([v.strip().rstrip("f") for v in re.search(r"\((.*)\)", k[key]).group(1).split(",")]))
+    floats = (lambda key: np.float32([v.strip().rstrip("f")
+                                      for v in re.search(r"\((.*)\)", k[key]).group(1).split(",")]))
     assert np.array_equal(floats("MEAN"), np.float32(c.mean)) and np.array_equal(floats("STD"), np.float32(c.std))
     assert re.findall(r'"([^"]*)"', k["LABELS"]) == list(c.classes)
     assert re.findall(r'"([^"]*)"', k["CHANNEL_NAMES"]) == [ch.name for ch in c.channels]

@@ -172,8 +172,8 @@ def read_csv(path: Path, contract) -> tuple[list, int]:
     if len(rows) < 2:
         sys.exit(f"error: {path}: fewer than two valid rows")
     r = contract.resampler
-    if (r.half_width_periods, r.kaiser_beta, r.hole_periods) != (har_resampler.KERNEL_PERIODS, har_resampler.KAISER_BETA,
-                                                                  har_resampler.HOLE_PERIODS):
+    bundled = (har_resampler.KERNEL_PERIODS, har_resampler.KAISER_BETA, har_resampler.HOLE_PERIODS)
+    if (r.half_width_periods, r.kaiser_beta, r.hole_periods) != bundled:
         sys.exit(f"error: {har_contract.MANIFEST}: field 'resampler' does not match the bundled har_resampler.py")
     x = np.array(rows, np.float32)
     segments = har_resampler.resample_recording(np.array(times), x, contract.model_rate_hz, r.max_gap_s)
