@@ -3,6 +3,7 @@ blocks) and har_imu_v1 (hand-built packets). Expected values are worked out by h
 
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pytest
@@ -259,3 +260,58 @@ def test_stream_gap_from_the_device_clock_or_the_host():
     # it restarted (rebooted, or a u32 wrap while away): the host's gap, new samples continue after the old ones
     gap_s, offset_s = stream_gap(last_t=10.0, first_t=0.5, host_gap_s=2.0, period_s=0.02)
     assert gap_s == 2.0 and 0.5 + offset_s == pytest.approx(10.0 + 0.02 + 2.0)
+
+
+# --- values a device sends, validated -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("answer", "named"), [
+    ("F0 02 05 00 00 0500", "carries 0 FACTOR values"),
+    ("F0 02 05 00 00 0502 0000803D 0000803D", "carries 2 FACTOR values"),
+    ("F0 02 05 00 00 0501 0000C07F", "FACTOR nan"),  # a float32 NaN
+    ("F0 02 05 00 00 0501 00000000", "FACTOR 0.0"),
+    ("F0 02 05 00 00 0501 000080BD", "FACTOR -0.0625"),
+    ("F0 02 05 00 00 0501 F9021550", "FACTOR 10000000000.0"),  # 1e10
+])
+def test_bad_start_factors_are_refused_naming_the_value(answer, named):
+    response = pmd.parse_control_response(bytes.fromhex(answer))
+    with pytest.raises(DeviceRefused, match=re.escape(named)) as exc:
+        pmd.start_factor(response, pmd.Measurement.GYRO)
+    assert exc.value.exit_code == 3
+    ok = pmd.parse_control_response(bytes.fromhex("F0 02 05 00 00 0501 0000803D"))
+    assert pmd.start_factor(ok, pmd.Measurement.GYRO) == 0.0625
+
+
+def test_only_supported_rates_are_chosen():
+    offered = {pmd.Setting.SAMPLE_RATE: [0, 13, 52]}
+    assert pmd.choose_settings(offered, pmd.Measurement.ACC, 50.0)[pmd.Setting.SAMPLE_RATE] == 52
+    with pytest.raises(DeviceRefused, match=r"offered \[0\] Hz"):
+        pmd.choose_settings({pmd.Setting.SAMPLE_RATE: [0]}, pmd.Measurement.ACC, 50.0)
+    with pytest.raises(DeviceRefused, match=r"rate_hz 0 is not a supported rate"):
+        har_imu.parse_info(bytes.fromhex("01 0000 01 0010 1000"))
+
+
+def test_non_finite_and_out_of_range_samples_are_dropped_and_counted():
+    stats = SourceStats()
+    decoder = pmd.PmdDecoder({pmd.Measurement.ACC: 50.0, pmd.Measurement.GYRO: 50.0}, {}, stats,
+                             {pmd.Measurement.ACC: pmd.full_scale_si(pmd.Measurement.ACC, 8),
+                              pmd.Measurement.GYRO: pmd.full_scale_si(pmd.Measurement.GYRO, 2000)})
+    # float32 gyro: (1.5, -2, 0), then (NaN, 0, 0) = 0x7FC00000, then (inf, 0, 0) = 0x7F800000 deg/s
+    floats = bytes.fromhex("0000C03F000000C000000000" "0000C07F0000000000000000" "0000807F0000000000000000")
+    gyro = pmd_header(5, 1_000_000_000, 0x81) + floats[:12] + bytes([32, 2]) + raw_deltas(floats)
+    # raw 24-bit ACC in mG: 1000 mG fits the 8 g range; 20 000 mG (20 g > 1.5 x 8 g) does not
+    acc = pmd_header(2, 1_000_000_000, 2) + (1000).to_bytes(3, "little") * 3 + (20000).to_bytes(3, "little") * 3
+    frames = []
+    for data in (gyro, acc):
+        frames += decoder.decode(pmd.DATA_UUID, data)
+    frames += decoder.flush()
+    by_sensor = {("acc" if f.acc is not None else "gyro"): f for f in frames}
+    assert np.allclose(by_sensor["gyro"].gyro, np.radians([[1.5, -2.0, 0.0]])) and by_sensor["gyro"].t_s[0] < 1.0
+    assert np.allclose(by_sensor["acc"].acc, [[G, G, G]])
+    assert stats.non_finite_samples == 2 and stats.out_of_range_samples == 1 and stats.accepted_packets == 2
+
+
+def raw_deltas(floats: bytes) -> bytes:
+    """32-bit deltas from sample 0 to 1 and 1 to 2 of three float32 bit patterns (x, y, z each), packed LSB first."""
+    ints = np.frombuffer(floats, "<u4").astype(np.int64).reshape(3, 3)
+    deltas = np.diff(ints, axis=0).ravel()
+    return b"".join(int(d % 2**32).to_bytes(4, "little") for d in deltas)

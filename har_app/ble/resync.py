@@ -215,8 +215,9 @@ class Resequencer:
         self.stats.accepted_packets += 1
         return [Release(p, previous, how)]
 
-    def _drain(self, host_s: float) -> list[Release]:
-        """Release held packets that now follow the anchor, or have waited long enough; drop overtaken ones."""
+    def _drain(self, host_s: float, everything: bool = False) -> list[Release]:
+        """Release held packets that now follow the anchor, or have waited long enough (all of them when
+        `everything`); drop overtaken ones."""
         out = []
         while self.held:
             p = self.held[0]
@@ -224,7 +225,8 @@ class Resequencer:
             if placement.fit is Fit.NEXT:
                 out += self._release(self.held.pop(0), "next")
             elif placement.fit is Fit.AHEAD:
-                if len(self.held) <= REORDER_DEPTH and not (host_s - p.host_s >= REORDER_HOLD_S and self._confirmed(p)):
+                waited = host_s - p.host_s >= REORDER_HOLD_S and self._confirmed(p)
+                if not (everything or waited or len(self.held) > REORDER_DEPTH):
                     break
                 out += self._release(self.held.pop(0), "hole", placement.missing)
             else:  # overtaken by the packets around it: it fits nowhere after all
@@ -239,10 +241,7 @@ class Resequencer:
         return len(self.held) >= 2 and self.held[0] is p and self.relate(p, self.held[1]).fit is Fit.NEXT
 
     def _release_held(self) -> list[Release]:
-        out = []
-        while self.held and self.anchor is not None:
-            out += self._drain(float("inf"))
-        return out
+        return self._drain(float("inf"), everything=True) if self.anchor is not None else []
 
     def _in_lost_hole(self, p: Packet) -> bool:
         slack = 0.5 * self.period_s
