@@ -139,3 +139,4 @@ def test_live_replay_steps_one_lane_once_per_sample(stream_run):
     assert summary["steps"] == summary["model_samples"] > 0 and summary["lane_resets"] == 1
     n = summary["model_samples"]
     assert summary["decisions"] == len(range(start["window"], n + 1, start["hop"]))
+    assert summary["energy_uj_per_decision"]["basis"].endswith(f"x {start['hop']} steps")  # one lane: hop per decision

@@ -179,12 +179,13 @@ class LiveSession:
 
 
 def energy_per_decision(profile: DeviceProfile, run: Run, backend: str, step_us: float | None) -> dict:
-    """Energy of one decision (one window: `window` steps) on the profile's device. On this machine ("host") the
+    """Energy of one decision (`window` steps; `hop` steps for a stream run's one lane) on the profile's device. On this machine ("host") the
     latency is the measured median step; elsewhere it is estimated from the step's op counts. The power is always
     the profile's figure, so the energy is an estimate either way."""
+    steps = run.hop if run.stream else run.window  # one lane steps hop samples per decision; L lanes window
     if profile.name == HOST_PROFILE and step_us is not None:
-        energy = estimate_energy_per_decision(profile, step_us * run.window, measured=True)
-        energy["basis"] += f"; median {backend} step on this machine x {run.window} steps"
+        energy = estimate_energy_per_decision(profile, step_us * steps, measured=True)
+        energy["basis"] += f"; median {backend} step on this machine x {steps} steps"
         return energy
-    latency = estimate_latency(profile, step_ops(run.config["model"]), run.window)
+    latency = estimate_latency(profile, step_ops(run.config["model"]), steps)
     return estimate_energy_per_decision(profile, latency["per_decision"], measured=False)
