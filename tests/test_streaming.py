@@ -140,3 +140,11 @@ def test_live_replay_steps_one_lane_once_per_sample(stream_run):
     n = summary["model_samples"]
     assert summary["decisions"] == len(range(start["window"], n + 1, start["hop"]))
     assert summary["energy_uj_per_decision"]["basis"].endswith(f"x {start['hop']} steps")  # one lane: hop per decision
+
+
+def test_stream_with_compression_is_refused_in_one_line(tmp_path):
+    from cli import assert_one_line_error, har
+
+    proc = har("train", "--stream", "--compress", "int8", "--runs-dir", str(tmp_path), timeout=120)
+    assert_one_line_error(proc, 2, "--stream with --compress")
+    assert list(tmp_path.iterdir()) == []  # nothing created
