@@ -199,10 +199,9 @@ class Resequencer:
         for packet in chain:
             packet.shift(delta_s)
         out += self._release(first, how)
-        for packet in chain[1:]:
-            placement = self.relate(self.anchor, packet)
-            out += self._release(packet, "next" if placement.fit is Fit.NEXT else "hole", placement.missing)
-        return out + self._drain(chain[-1].host_s)
+        for packet in chain[1:]:  # placed as any packet now: one after a hole waits for the missing ones
+            out += self._place(packet)
+        return out
 
     def _release(self, p: Packet, how: str, missing: int = 0) -> list[Release]:
         previous, self.anchor = self.anchor, p
