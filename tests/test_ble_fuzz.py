@@ -213,7 +213,9 @@ def test_one_bad_packet_costs_at_most_that_packet(profile, per_packet, data):
     for sensor in ("acc", "gyro"):
         got = set(sample_indices(frames, profile, sensor).tolist())
         missing = set(sent_indices(sent, sensor).tolist()) - got
-        assert len(missing) <= per_packet  # a flipped packet may be dropped; nothing else is
+        # a flipped packet may be dropped; nothing else is. PMD has no sequence number: a corrupted timestamp that
+        # lands on a later frame's place takes it, and the frame that belongs there is dropped (docs/ble-streams.md)
+        assert len(missing) <= per_packet * (1 if profile == "har-imu" else 2)
         if fault.kind == "step":
             assert not missing
     if fault.kind == "step":
