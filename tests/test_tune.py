@@ -108,6 +108,16 @@ def test_no_trial_sees_the_test_subjects(study):
     assert all("4" not in train + val for train, val in objective.folds)
 
 
+def test_local_worker_processes_share_one_study(tmp_path):
+    space = _space(tmp_path)
+    result = json_out(har("tune", "--name", "local", "--workers", "2", "--trials", "3", "--space", str(space), *SLICE,
+                          "--runs-dir", str(tmp_path), "--json"))
+    with open(result["trials_csv"]) as f:
+        rows = [r for r in csv.DictReader(f) if r["state"] in ("COMPLETE", "PRUNED")]
+    assert result["trials"] == len(rows) >= 3  # a worker may finish one trial in flight when the target is reached
+    assert len({r["worker"] for r in rows}) == 2
+
+
 def test_a_new_study_first_scores_the_untuned_configuration(tmp_path):
     import optuna
     from rich.console import Console
