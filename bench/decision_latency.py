@@ -41,7 +41,7 @@ from training.checkpoint import load_model
 from training.pipeline import TrainRequest, run_training
 from training.run_dir import open_run
 from training.sources import load_dataset
-from training.streaming import Stream, build_streams, stream_decisions
+from training.streaming import Stream, build_streams, stream_counts
 from training.windowing import make_windows
 
 
@@ -115,10 +115,10 @@ def decisions(streams: list[Stream], windowed_run, stream_run, forest, history: 
     w_model, s_model = load_model(windowed_run).eval(), load_model(stream_run).eval()
     out: dict[str, list[np.ndarray]] = {"streaming L2MU": [], "windowed L2MU": [], "forest": [],
                                         f"forest + vote ({history} samples)": []}
-    s_preds, _ = stream_decisions(s_model, [stream_run.normalization.apply(s.x) for s in streams], window)
-    for s, s_pred in zip(streams, s_preds):
+    s_counts, _ = stream_counts(s_model, [stream_run.normalization.apply(s.x) for s in streams], window)
+    for s, s_n in zip(streams, s_counts):
         pad = np.full(window - 1, -1)
-        out["streaming L2MU"].append(np.concatenate([pad, s_pred[window - 1 :]]))
+        out["streaming L2MU"].append(np.concatenate([pad, s_n[window - 1 :].argmax(1)]))
         out["windowed L2MU"].append(np.concatenate([pad, windowed_l2mu(w_model, windowed_run.normalization.apply(s.x),
                                                                        window)]))
         zf = windows_ending_at_every_sample(windowed_run.normalization.apply(s.x), window)

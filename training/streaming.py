@@ -110,10 +110,10 @@ def window_counts(history: torch.Tensor, outs: torch.Tensor, window: int) -> tor
     return full.unfold(1, window, 1).sum(-1)  # (B, n, C)
 
 
-def stream_decisions(model: L2MU, xs: list[np.ndarray], window: int, record: bool = False
-                     ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
-    """Decision class at every sample of each normalised stream x (n, 6), all streams stepped side by side (zero
-    padded at the end, which later steps only): argmax of the last `window` steps' counts. With `record`, every
+def stream_counts(model: L2MU, xs: list[np.ndarray], window: int, record: bool = False
+                  ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Ring-buffer counts n[t] (n, C) at every sample of each normalised stream x (n, 6), all streams stepped side by
+    side (zero padded at the end, which later steps only); the decision at t is their argmax. With `record`, every
     population's spikes (n, N) per stream too."""
     model.eval()
     n = max(len(x) for x in xs)
@@ -123,15 +123,19 @@ def stream_decisions(model: L2MU, xs: list[np.ndarray], window: int, record: boo
     with torch.no_grad():
         rec, _ = model.trace(torch.from_numpy(batch))  # from the zero state, never reset: a stream
         outs = rec["out"]
-        pred = window_counts(outs.new_zeros(len(xs), window - 1, outs.shape[-1]), outs, window).argmax(-1).numpy()
-    return ([p[: len(x)] for p, x in zip(pred, xs)],
+        counts = window_counts(outs.new_zeros(len(xs), window - 1, outs.shape[-1]), outs, window).numpy()
+    return ([c[: len(x)] for c, x in zip(counts, xs)],
             {pop: [v[i, : len(x)].numpy() for i, x in enumerate(xs)] for pop, v in rec.items()} if record else {})
 
 
-def _accuracy_at_hops(model: L2MU, streams: list[Stream], norm: Normalization, window: int, hop: int) -> float:
-    preds, _ = stream_decisions(model, [norm.apply(s.x) for s in streams], window)
+def _score_at_hops(model: L2MU, streams: list[Stream], norm: Normalization, window: int,
+                   hop: int) -> tuple[float, float]:
+    """Cross-entropy and accuracy of the decisions at every hop of the streams."""
+    counts, _ = stream_counts(model, [norm.apply(s.x) for s in streams], window)
     at = [decision_steps(0, len(s.y), window, hop, window) for s in streams]
-    return float(np.concatenate([p[a] == s.y[a] for p, a, s in zip(preds, at, streams)]).mean())
+    n = torch.from_numpy(np.concatenate([c[a] for c, a in zip(counts, at)]))
+    y = torch.from_numpy(np.concatenate([s.y[a] for s, a in zip(streams, at)]))
+    return F.cross_entropy(n, y).item(), (n.argmax(1) == y).float().mean().item()
 
 
 def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normalization, cfg: TrainConfig,
@@ -167,9 +171,9 @@ def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normal
                 correct += (counts.argmax(-1) == target).sum().item()
                 decisions += target.numel()
             schedule.step()
-            val_acc = _accuracy_at_hops(model, val, norm, window, hop)
+            val_loss, val_acc = _score_at_hops(model, val, norm, window, hop)
             record = {"epoch": epoch, "train_loss": loss_sum / max(decisions, 1),
-                      "train_accuracy": correct / max(decisions, 1), "val_loss": float("nan"), "val_accuracy": val_acc}
+                      "train_accuracy": correct / max(decisions, 1), "val_loss": val_loss, "val_accuracy": val_acc}
             hist.epochs.append(record)
             if val_acc > hist.best_val_accuracy:
                 hist.best_epoch, hist.best_val_accuracy = epoch, val_acc
@@ -192,9 +196,10 @@ def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, cla
     from training.metrics import classification_metrics, workload_metrics
 
     zs = [norm.apply(s.x) for s in streams]
-    preds, rec = stream_decisions(model, zs, window, record=True)
+    counts, rec = stream_counts(model, zs, window, record=True)
     y_hop, p_hop, y_all, p_all, xs, spikes = [], [], [], [], [], {}
-    for i, (s, z, pred) in enumerate(zip(streams, zs, preds)):
+    for i, (s, z, n) in enumerate(zip(streams, zs, counts)):
+        pred = n.argmax(-1)
         at = decision_steps(0, len(s.y), window, hop, window)
         y_hop.append(s.y[at])
         p_hop.append(pred[at])
