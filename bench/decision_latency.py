@@ -91,7 +91,7 @@ def train_runs(args, runs: Path) -> tuple[Path, Path]:
                   model={"hidden_size": args.hidden, "memory_size": args.memory}, seed=SEED)
     console = Console(stderr=True)
     windowed = run_training(TrainRequest(name="windowed", batch_size=32, lr=args.lr, **common), console)
-    streaming = run_training(TrainRequest(name="stream", batch_size=4, lr=args.stream_lr, stream=True,
+    streaming = run_training(TrainRequest(name="stream", batch_size=20, lr=args.stream_lr, stream=True,
                                           stream_settings={"stretch": args.stretch}, **common), console)
     return Path(windowed["run_dir"]), Path(streaming["run_dir"])
 

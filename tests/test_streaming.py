@@ -29,14 +29,14 @@ STRETCH = 120
 
 @pytest.fixture(scope="module")
 def stream_run(tmp_path_factory) -> Path:
-    """The tiny model of tests/conftest.py trained as a stream run: 5 epochs on 6 s stretches, one torch thread
-    (3 epochs at batch 8 left the output population nearly silent)."""
+    """The tiny model of tests/conftest.py trained as a stream run: 5 epochs on 6 s stretches, 20 decisions (4
+    stretches) per batch, one torch thread (3 epochs at 8 stretches left the output population nearly silent)."""
     from training.pipeline import TrainRequest, run_training
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
-                       val_subjects=["3"], epochs=5, lr=1e-2, batch_size=4, model={"hidden_size": 16, "memory_size": 8},
+                       val_subjects=["3"], epochs=5, lr=1e-2, batch_size=20, model={"hidden_size": 16, "memory_size": 8},
                        runs_dir=tmp_path_factory.mktemp("stream-runs"), name="tiny-stream", stream=True,
                        stream_settings={"stretch": STRETCH})
     try:

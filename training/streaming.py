@@ -5,7 +5,7 @@ The maths of `L2MU.step` is unchanged; what changes is where the state starts an
 
 - A stream is one subject's recordings resampled to the model rate and joined end to end (activities interleaved), so
   the network also sees activity changes without a reset. Training cuts streams into stretches of `stretch` samples
-  (default 20 s, ten windows); each stretch starts from the zero state (a stream start) and carries its state through
+  (default 6 s, three windows); each stretch starts from the zero state (a stream start) and carries its state through
   every step of it, with full BPTT over the stretch. The fused forward (`L2MU.trace`, training/l2mu_fused.py) runs
   a whole stretch from the zero state with no reset, which is exactly a stream; it takes no state in or out, so
   truncated BPTT (state detached between chunks) would need the per-step `step` path, 10-50x slower on this machine,
@@ -39,7 +39,7 @@ from training.windowing import resample
 
 @dataclass(frozen=True)
 class StreamSettings:
-    stretch: int = 400  # samples per training stretch, each from the zero state (20 s at 20 Hz)
+    stretch: int = 120  # samples per training stretch, each from the zero state (6 s at 20 Hz)
     warmup: int = 0  # first decision with a loss at t + 1 >= warmup; 0: one window
 
     def to_dict(self) -> dict:
@@ -97,10 +97,10 @@ def stretches(streams: list[Stream], length: int, rng: np.random.Generator) -> t
     return np.stack(xs), np.stack(ys)
 
 
-def decision_steps(t0: int, n: int, window: int, hop: int, warmup: int) -> np.ndarray:
-    """Local indices i in [0, n) of the decisions at stream steps t = t0 + i with (t + 1) % hop == 0, t + 1 >= warmup."""
-    t = np.arange(t0, t0 + n)
-    return np.flatnonzero(((t + 1) % hop == 0) & (t + 1 >= max(warmup, 1)))
+def decision_steps(n: int, hop: int, first: int) -> np.ndarray:
+    """The steps t in [0, n) with a decision: (t + 1) % hop == 0 and t + 1 >= first (one window, or the warm-up)."""
+    t = np.arange(n)
+    return np.flatnonzero(((t + 1) % hop == 0) & (t + 1 >= max(first, 1)))
 
 
 def window_counts(history: torch.Tensor, outs: torch.Tensor, window: int) -> torch.Tensor:
@@ -132,7 +132,7 @@ def _score_at_hops(model: L2MU, streams: list[Stream], norm: Normalization, wind
                    hop: int) -> tuple[float, float]:
     """Cross-entropy and accuracy of the decisions at every hop of the streams."""
     counts, _ = stream_counts(model, [norm.apply(s.x) for s in streams], window)
-    at = [decision_steps(0, len(s.y), window, hop, window) for s in streams]
+    at = [decision_steps(len(s.y), hop, window) for s in streams]
     n = torch.from_numpy(np.concatenate([c[a] for c, a in zip(counts, at)]))
     y = torch.from_numpy(np.concatenate([s.y[a] for s, a in zip(streams, at)]))
     return F.cross_entropy(n, y).item(), (n.argmax(1) == y).float().mean().item()
@@ -142,22 +142,24 @@ def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normal
                settings: StreamSettings, window: int, hop: int,
                on_epoch: Callable[[dict], None] = lambda e: None,
                on_best: Callable[[L2MU], None] = lambda m: None) -> History:
-    """BPTT over stretches, in place; early stop on the validation streams' accuracy at every hop. On return
-    `model` holds the best-validation weights; Ctrl-C stops and keeps the best."""
+    """BPTT over stretches, in place; early stop on the validation streams' accuracy at every hop. `cfg.batch_size`
+    counts decisions, as in windowed training: a batch holds batch_size // (decisions per stretch) stretches, at
+    least one. On return `model` holds the best-validation weights; Ctrl-C stops and keeps the best."""
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     hist, best = History(), copy.deepcopy(model.state_dict())
-    at = torch.from_numpy(decision_steps(0, settings.stretch, window, hop, settings.warmup or window))
+    at = torch.from_numpy(decision_steps(settings.stretch, hop, settings.warmup or window))
+    per_batch = max(1, cfg.batch_size // max(len(at), 1))
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             xs, ys = stretches(train, settings.stretch, rng)
             order = torch.randperm(len(xs), generator=gen).numpy()
             loss_sum, correct, decisions = 0.0, 0, 0
-            for i in range(0, len(xs), cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
+            for i in range(0, len(xs), per_batch):
+                idx = order[i : i + per_batch]
                 x = augment(xs[idx], rng, cfg.augment_deg) if cfg.augment_deg > 0 else xs[idx]
                 x, y = torch.from_numpy(norm.apply(x)), torch.from_numpy(ys[idx])
                 outs = model.trace(x)[0]["out"]  # (B, stretch, C), the stretch from the zero state, never reset
@@ -200,7 +202,7 @@ def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, cla
     y_hop, p_hop, y_all, p_all, xs, spikes = [], [], [], [], [], {}
     for i, (s, z, n) in enumerate(zip(streams, zs, counts)):
         pred = n.argmax(-1)
-        at = decision_steps(0, len(s.y), window, hop, window)
+        at = decision_steps(len(s.y), hop, window)
         y_hop.append(s.y[at])
         p_hop.append(pred[at])
         y_all.append(s.y[window - 1 :])
