@@ -48,11 +48,11 @@ def with_margin(min_arena: int) -> int:
     return ALIGN * math.ceil(min_arena * (1 + MARGIN) / ALIGN)
 
 
-def target_arena(used_bytes: int, target: str) -> ArenaMeasurement:
-    """The arena from the firmware's own count on `target` (MicroInterpreter::arena_used_bytes(), 32-bit)."""
-    basis = (f"arena_used_bytes() of the bundle's interpreter on {target} under QEMU (32-bit pointers) after "
-             "AllocateTensors() and the held-out windows")
-    return ArenaMeasurement(used_bytes, None, with_margin(used_bytes), basis)
+def target_arena(min_bytes: int, target: str) -> ArenaMeasurement:
+    """The arena measured by the firmware itself on `target` (32-bit pointers)."""
+    basis = (f"smallest arena in which the bundle's lane is created, allocated, invoked, reset and invoked on "
+             f"{target} under QEMU (32-bit pointers), bisection in the firmware")
+    return ArenaMeasurement(min_bytes, None, with_margin(min_bytes), basis)
 
 
 def measure_arena(model: bytes) -> ArenaMeasurement:

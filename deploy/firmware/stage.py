@@ -54,8 +54,8 @@ def verify_stage(folder: Path, model: bytes, run: Run, info: StepModelInfo, aren
     raw, _ = held_out_windows(run, windows)
     sized: list[ArenaMeasurement] = []
 
-    def resize(used_bytes: int) -> int:
-        sized.append(target_arena(used_bytes, target.name))
+    def resize(min_bytes: int) -> int:
+        sized.append(target_arena(min_bytes, target.name))
         rewrite_arena(folder, run, info, sized[-1])
         return sized[-1].arena_bytes
 

@@ -29,6 +29,7 @@ RUN_FAILED = 1
 class ProbeRun:
     outputs: np.ndarray              # (N, K, out_bytes) int8: raw output of every Invoke()
     arena_used_bytes: int            # MicroInterpreter::arena_used_bytes() after the run
+    arena_min_bytes: int             # smallest arena in which a lane works on the target (bisection, 16 B steps)
     instructions: np.ndarray | None  # (N, K) instructions of every Invoke() (QEMU targets, counting runs)
 
 
@@ -98,7 +99,8 @@ def run_probe(fw: Firmware, inputs: np.ndarray, count: bool = False,
     out = checked_output(fw, result, "the TFLM probe")
     hexes = re.findall(r"^out ([0-9a-f]+)$", out, re.M)
     arena = re.search(r"^arena_used (\d+)$", out, re.M)
-    if len(hexes) != n * k or arena is None:
+    smallest = re.search(r"^arena_min (\d+)$", out, re.M)
+    if len(hexes) != n * k or arena is None or smallest is None:
         raise HarError(f"the TFLM probe printed {len(hexes)} of {n * k} outputs", RUN_FAILED)
     outputs = np.array([np.frombuffer(bytes.fromhex(h), dtype=np.int8) for h in hexes]).reshape(n, k, -1)
     instructions = None
@@ -107,4 +109,4 @@ def run_probe(fw: Firmware, inputs: np.ndarray, count: bool = False,
             raise HarError(f"the counting plugin saw {len(result.regions or ())} of {n * k} Invoke() regions",
                            RUN_FAILED)
         instructions = np.array(result.regions, dtype=np.int64).reshape(n, k)
-    return ProbeRun(outputs, int(arena.group(1)), instructions)
+    return ProbeRun(outputs, int(arena.group(1)), int(smallest.group(1)), instructions)

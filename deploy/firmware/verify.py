@@ -63,7 +63,8 @@ class FirmwareMeasurement:
     instructions_per_step: dict          # one MicroInterpreter::Invoke(): median, min, max over all steps
     instructions_per_decision: dict      # one window = HAR_WINDOW invokes: median, min, max over the windows
     elf: ElfSizes
-    arena_bytes: int                     # arena_used_bytes() on the target after the run
+    arena_bytes: int                     # smallest arena in which a lane works on the target (firmware bisection)
+    arena_used_bytes: int                # MicroInterpreter::arena_used_bytes() on the target after the run
     arena_reserved_bytes: int            # HAR_ARENA_BYTES of the verified bundle (target arena + margin)
     bit_exact: bool                      # step outputs and decisions identical to tflite_micro
     step_outputs_exact: float
@@ -79,8 +80,8 @@ class FirmwareMeasurement:
 def verify_bundle(bundle: Path, model: bytes, run: Run, raw_windows: np.ndarray, target: Target,
                   host_arena_bytes: int, resize_arena: Callable[[int], int], tflm_root: str | Path | None = None,
                   progress: Callable[[str], None] | None = None) -> FirmwareMeasurement:
-    """Measure the bundle in `bundle` on `target`. `resize_arena(used_bytes)` rewrites the bundle with an arena
-    sized from the target's own allocation and returns the new HAR_ARENA_BYTES; the decision firmware is built
+    """Measure the bundle in `bundle` on `target`. `resize_arena(min_bytes)` rewrites the bundle with an arena
+    sized from the smallest arena that works on the target and returns the new HAR_ARENA_BYTES; the decision firmware is built
     after it, so the verified decisions are those of the bundle as finally written."""
     say = progress or (lambda _msg: None)
     ref = reference_run(model, run.normalization.apply(raw_windows), host_arena_bytes)
@@ -89,7 +90,7 @@ def verify_bundle(bundle: Path, model: bytes, run: Run, raw_windows: np.ndarray,
         probe = build_step_probe(bundle, target, Path(tmp) / "probe", tflm_root, say)
         say(f"running {ref.q_inputs.shape[0] * ref.q_inputs.shape[1]} steps on QEMU {target.qemu_machine}")
         steps = run_probe(probe, ref.q_inputs, count=True, tflm_root=tflm_root)
-        reserved = resize_arena(steps.arena_used_bytes)
+        reserved = resize_arena(steps.arena_min_bytes)
         say(f"building the bundle's firmware for {target.name}")
         firmware = build_decision_firmware(bundle, target, Path(tmp) / "decisions", tflm_root, say)
         say(f"running {len(raw_windows)} held-out windows through har_push_sample on QEMU")
@@ -100,7 +101,8 @@ def verify_bundle(bundle: Path, model: bytes, run: Run, raw_windows: np.ndarray,
     return FirmwareMeasurement(
         target=target.name, machine=target.qemu_machine, windows=len(raw_windows), steps=int(same_steps.size),
         instructions_per_step=_spread(steps.instructions), instructions_per_decision=_spread(per_window),
-        elf=firmware.sizes, arena_bytes=steps.arena_used_bytes, arena_reserved_bytes=reserved,
+        elf=firmware.sizes, arena_bytes=steps.arena_min_bytes, arena_used_bytes=steps.arena_used_bytes,
+        arena_reserved_bytes=reserved,
         bit_exact=bool(same_steps.all() and same_counts.all() and decisions.golden_ok),
         step_outputs_exact=float(same_steps.mean()), window_counts_exact=float(same_counts.mean()),
         golden_self_test=decisions.golden_ok, compiler_warnings=len(probe.warnings) + len(firmware.warnings),

@@ -5,7 +5,8 @@
 // as the har bundle's har_inference.cc builds a lane: its own MicroAllocator and MicroResourceVariables.
 // Input file probe_in.bin: "HARQ", uint32 windows, uint32 invokes per window, uint32 input bytes per invoke, then
 // the int8 inputs; the interpreter is Reset() at each window start. Output: "out <hex>" per invoke, then
-// "arena_used <bytes>".
+// "arena_used <bytes>" and "arena_min <bytes>" (the smallest arena in which a lane is created, allocated, invoked,
+// reset and invoked again, found by bisection on the target).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,26 @@ ProbeOpResolver g_resolver;
 int fail(const char* what) {
   printf("error %s\n", what);
   return 2;
+}
+
+// One lane's life in an arena of `size` bytes, as the firmware lives it: create, allocate, invoke, reset,
+// invoke. TFLM reports a too-small arena as an error (static memory: no crash).
+bool lane_works(const tflite::Model* model, size_t size, const int8_t* x, size_t bytes) {
+  tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(g_arena, size);
+  if (allocator == nullptr) return false;
+  tflite::MicroResourceVariables* variables = nullptr;
+  if (PROBE_RESOURCE_VARIABLES > 0) {
+    variables = tflite::MicroResourceVariables::Create(allocator, PROBE_RESOURCE_VARIABLES);
+    if (variables == nullptr) return false;
+  }
+  tflite::MicroInterpreter* it = new (g_storage) tflite::MicroInterpreter(model, g_resolver, allocator, variables);
+  bool ok = it->AllocateTensors() == kTfLiteOk && it->input(0)->bytes == bytes;
+  for (int round = 0; ok && round < 2; ++round) {
+    memcpy(it->input(0)->data.int8, x, bytes);
+    ok = it->Invoke() == kTfLiteOk && it->Reset() == kTfLiteOk;
+  }
+  it->~MicroInterpreter();
+  return ok;
 }
 
 }  // namespace
@@ -79,7 +100,18 @@ int main(void) {
       printf("\n");
     }
   }
-  printf("arena_used %u\n", (unsigned)interpreter->arena_used_bytes());
+  const size_t used = interpreter->arena_used_bytes();
+  printf("arena_used %u\n", (unsigned)used);
   fclose(in);
+  interpreter->~MicroInterpreter();
+  // the smallest arena (16-byte steps) in which a lane works: lo fails, hi works. Below the bytes the run used a
+  // lane cannot work, and far below them TFLM's allocator can crash instead of failing: start there.
+  size_t lo = used > 16 ? used - 16 : 0, hi = PROBE_ARENA_BYTES;
+  while (hi - lo > 16) {
+    const size_t mid = (lo + hi) / 2 / 16 * 16;
+    if (mid <= lo) break;
+    if (lane_works(model, mid, g_input, bytes)) hi = mid; else lo = mid;
+  }
+  printf("arena_min %u\n", (unsigned)hi);
   return 0;
 }
