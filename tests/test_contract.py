@@ -246,7 +246,7 @@ def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp
     assert [d["counts"] for d in pi] == [e["spike_counts"] for e in ours]
     assert [(d["class"], d["label"]) for d in pi] == [(e["class"], e["label"]) for e in ours]
     assert [d["t_s"] for d in pi] == pytest.approx([e["t_s"] for e in ours], abs=1e-6)
-    assert len({d["class"] for d in pi}) > 1  # a constant predictor would agree trivially
+    assert len({tuple(d["counts"]) for d in pi}) > 1  # spikes that differ between windows, so agreement means something
     assert "XNNPACK" not in runner.stderr and "XNNPACK" not in live.stderr  # LiteRT's INFO line stays off stderr
 
 
