@@ -51,7 +51,7 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
     t0 = time.time()
     with console.status("pruning and fine-tuning") as status:
         result = prune_and_finetune(cfg, weights, norm.apply(train.x), train.y, norm.apply(val.x), val.y, sparsity, epochs,
-                                    on_epoch=lambda e: status.update(
+                                    seed=run.config["train"]["seed"], on_epoch=lambda e: status.update(
                                         f"pruning and fine-tuning: epoch {e['epoch']}, val acc {e['val_accuracy']:.3f}"))
     for name, reached in result.sparsity.items():
         # below target means the schedule never fired (docs/toolchain.md); above it is fine: weights that never

@@ -85,8 +85,13 @@ def layer_sparsity(weights: dict[str, np.ndarray]) -> tuple[dict[str, float], fl
 
 def prune_and_finetune(cfg: L2MUConfig, weights: dict[str, np.ndarray], x_train: np.ndarray, y_train: np.ndarray,
                        x_val: np.ndarray, y_val: np.ndarray, sparsity: float, epochs: int = 12,
-                       batch_size: int = 128, lr: float = 5e-4, on_epoch=lambda e: None) -> PruneResult:
-    """Polynomial magnitude pruning to `sparsity` over the first 2/3 of fine-tuning, then fine-tune at it."""
+                       batch_size: int = 128, lr: float = 5e-4, seed: int = 0,
+                       on_epoch=lambda e: None) -> PruneResult:
+    """Polynomial magnitude pruning to `sparsity` over the first 2/3 of fine-tuning, then fine-tune at it.
+    One `seed` fixes the shuffling (and every other TF random draw), with deterministic TF ops: the same run and seed
+    give the same pruned weights."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     steps = x_train.shape[1]
     calls_per_epoch = math.ceil(len(x_train) / batch_size) * steps
     frequency = 2 * steps  # a mask update every two batches

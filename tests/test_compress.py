@@ -139,3 +139,25 @@ def test_corrupt_tflite_is_a_clear_error(compressed, tmp_path, damage):
     proc = har("deploy", "--device", "rpi4", "--run", str(broken), "--out", str(tmp_path / "bundle"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_pruning_fine_tune_is_deterministic_under_its_seed(tiny_run):
+    """Two pruning fine-tunes of the same run with the same seed give identical weights; another seed does not."""
+    from safetensors.numpy import load_file
+
+    from deploy.prune import prune_and_finetune
+    from training.config import L2MUConfig
+    from training.run_dir import open_run
+
+    run = open_run(tiny_run)
+    cfg, weights = L2MUConfig.from_dict(run.config["model"]), load_file(str(tiny_run / "weights.safetensors"))
+    x = _test_windows(tiny_run, 48)
+    y = np.arange(len(x)) % cfg.n_classes
+
+    def pruned(seed: int) -> dict[str, np.ndarray]:
+        return prune_and_finetune(cfg, weights, x[:32], y[:32], x[32:], y[32:], 0.5, epochs=1, batch_size=8,
+                                  seed=seed).weights
+
+    a, b, c = pruned(7), pruned(7), pruned(8)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
