@@ -17,6 +17,7 @@ from deploy.profiles import load_profile
 from training.errors import HarError
 
 EMULATED_PROFILE = "stm32l4r5"
+PROBE_MIN_ARENA = 128 * 1024
 WINDOWS = 8  # test windows run per model and fold: counts vary with the data by well under 1 %
 KIT = Path(__file__).resolve().parents[2] / "shared" / "third_party"  # this repository's TFLM kit, if present
 
@@ -43,8 +44,10 @@ def emulated_decision(model: bytes, ops: Sequence[str], inputs: np.ndarray, aren
     try:
         with tempfile.TemporaryDirectory(prefix="har-bench-fw-") as tmp:
             folder = Path(tmp)
-            sources = write_model_sources(folder / "model", model, sorted(set(ops)), with_margin(arena_bytes),
-                                          resource_variables)
+            # the host (reference-kernel) arena can be too small for CMSIS-NN's scratch buffers: the probe gets
+            # room to spare and reports what the target needs
+            probe_arena = max(4 * with_margin(arena_bytes), PROBE_MIN_ARENA)
+            sources = write_model_sources(folder / "model", model, sorted(set(ops)), probe_arena, resource_variables)
             fw = build_probe(sources, [folder / "model"], target, folder / "build", root)
             run = run_probe(fw, inputs[:WINDOWS], count=True, tflm_root=root)
     except HarError as exc:
@@ -53,7 +56,8 @@ def emulated_decision(model: bytes, ops: Sequence[str], inputs: np.ndarray, aren
     return {"target": target.name, "machine": target.qemu_machine, "windows": int(len(per_decision)),
             "invokes_per_decision": int(inputs.shape[1]),
             "instructions_per_decision": {"median": int(np.median(per_decision)), "max": int(per_decision.max())},
-            "elf_text": fw.sizes.text, "arena_used_bytes": run.arena_used_bytes}
+            "elf_text": fw.sizes.text, "arena_used_bytes": run.arena_used_bytes,
+            "arena_min_bytes": run.arena_min_bytes}
 
 
 def device_from_instructions(emulated: dict) -> dict:

@@ -16,7 +16,8 @@ TFLM_KERNELS = frozenset({
 })
 # Add* methods whose names are not the CamelCase of the operator name
 RESOLVER_NAMES = {"BATCH_MATMUL": "BatchMatMul", "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM",
-                  "SVDF": "Svdf"}
+                  "SVDF": "Svdf", "CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D",
+                  "MAX_POOL_2D": "MaxPool2D", "AVERAGE_POOL_2D": "AveragePool2D"}
 NO_TFLM_KERNEL = 3  # exit code: the model cannot run on an MCU
 
 
