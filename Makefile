@@ -14,19 +14,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# The SSH push tests start a real sshd; the BLE tests start a private dbus-daemon; the firmware tests build TFLM
-# with g++ and arm-none-eabi-g++ (newlib, libstdc++) and run it under qemu-system-arm (docs/firmware.md).
-FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
-# The tune tests start a real PostgreSQL server (initdb, pg_ctl of Debian's postgresql).
+# Debian packages the tests use: a real sshd (SSH push), a private dbus-daemon (BLE), g++/make and arm-none-eabi-g++
+# with newlib and libstdc++ to build TFLM and the integer engine, qemu-system-arm to run the firmware
+# (docs/firmware.md), and a real PostgreSQL server (har tune's shared storage).
+SYSTEM_DEBS := openssh-server openssh-client dbus g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi \
+	libstdc++-arm-none-eabi-newlib qemu-system-arm postgresql
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || ! command -v dbus-daemon >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client dbus; \
-	fi
-	@missing=$$(for p in $(FIRMWARE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(SYSTEM_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
-	@dpkg -s postgresql >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 	@mkdir -p /run/sshd 2>/dev/null || true
 
 demo: install
@@ -35,6 +32,7 @@ demo: install
 # The firmware tests build against the read-only TFLM trees of the kit beside the repository unless set.
 HAR_TFLM_ROOT ?= $(abspath ../shared/third_party)
 test: install system-deps
+	$(VENV)/bin/ruff check .
 	HAR_TFLM_ROOT=$(HAR_TFLM_ROOT) $(PY) -m pytest -q
 
 bench: install

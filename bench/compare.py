@@ -80,7 +80,8 @@ def record(c: Contender, scores: dict, times: list[float], reported: float | Non
     return {"key": c.key, "label": c.label, "ours": c.ours, "runtime": c.runtime, "format": c.format,
             **scores, "accuracy_reported_by_har_train": reported, "params": c.params,
             "model_bytes": c.model_bytes, "arena_bytes": c.arena_bytes, "macs": c.macs, "acs": c.acs,
-            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload, c.emulated), "emulated": c.emulated, "epochs": c.epochs,
+            "dense_macs": c.dense_macs, "workload": workload, "devices": device_estimates(workload, c.emulated),
+            "emulated": c.emulated, "epochs": c.epochs,
             "latency_us": {"median": float(np.median(times)), "p99": float(np.percentile(times, 99)),
                            "n": len(times)}, "notes": c.notes}
 

@@ -2,9 +2,9 @@
 
     python bench/native_engine.py RUN_DIR [--windows 64] [--qemu]
 
-Host: median wall time of one step (a) the C step alone through ctypes (int16 sample in, spikes out), and its mean inside one C loop over all
-windows (no ctypes call per step), (b) the live
-backend's step (normalised float sample -> int16 boundary -> C step), (c) the LiteRT int8 step of the same run.
+Host: median wall time of one step (a) the C step alone through ctypes (int16 sample in, spikes out), and its mean
+inside one C loop over all windows (no ctypes call per step), (b) the live backend's step
+(normalised float sample -> int16 boundary -> C step), (c) the LiteRT int8 step of the same run.
 --qemu adds the Cortex-M4F figures under the firmware harness (instructions per step and decision, user-linked
 sizes, bit-exactness; needs HAR_TFLM_ROOT). Prints one JSON object. Targets (docs/integer-engine.md): <= 3 us per
 host step; <= 1/30 of the TFLM step's instructions.

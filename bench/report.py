@@ -91,10 +91,10 @@ def wins_and_losses(ratios: list[dict]) -> list[str]:
                 f"{r['best_peer']}: {_verdict(r)}")
 
     out = []
-    for outcome, heading in (("win", "Where the L2MU int8 step wins"), ("loss", "Where it loses"),
+    for kind, heading in (("win", "Where the L2MU int8 step wins"), ("loss", "Where it loses"),
                              ("par", "Where it is on par")):
-        rows = [line(r) for r in ratios if r["outcome"] == outcome]
-        if rows or outcome != "par":
+        rows = [line(r) for r in ratios if r["outcome"] == kind]
+        if rows or kind != "par":
             out += [f"**{heading}** (against the best peer of each column):", "", *(rows or ["- nowhere"]), ""]
     return out
 

@@ -226,7 +226,7 @@ def test_scan_with_a_malformed_dbus_address(address):
 
 @pytest.mark.parametrize("timeout", ["nan", "0", "inf"])
 def test_scan_timeout(timeout):
-    assert_one_line_error(har("scan", "--timeout", timeout), 2, f"--timeout must be in [0.1, 600] seconds, got")
+    assert_one_line_error(har("scan", "--timeout", timeout), 2, "--timeout must be in [0.1, 600] seconds, got")
 
 
 def test_record_never_overwrites(tiny_run, tmp_path):

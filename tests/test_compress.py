@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli import assert_one_line_error, har, json_out
+from cli import har, json_out
 
 from training.errors import HarError
 

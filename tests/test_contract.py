@@ -138,7 +138,9 @@ def test_c_header_holds_the_manifests_values(bundles):
     d = _c_defines(header)
     assert (int(d["HAR_WINDOW"]), int(d["HAR_HOP"]), int(d["HAR_LANES"])) == (c.window, c.hop, c.lanes)
     assert (int(d["HAR_CHANNELS"]), int(d["HAR_NUM_CLASSES"])) == (len(c.channels), len(c.classes))
-    f32 = (lambda key: np.float32(d[key].rstrip("f")))
+    def f32(key: str) -> np.float32:
+        return np.float32(d[key].rstrip("f"))
+
     assert f32("HAR_SAMPLE_RATE_HZ") == np.float32(c.model_rate_hz) and f32("HAR_SPIKE_THRESHOLD") == c.spike_threshold
     assert f32("HAR_INPUT_SCALE") == np.float32(c.input_quantization.scale)
     assert f32("HAR_OUTPUT_SCALE") == np.float32(c.output_quantization.scale)
@@ -156,15 +158,18 @@ def _kotlin_consts(text: str) -> dict[str, str]:
 def test_kotlin_config_holds_the_manifests_values(bundles):
     c = read_bundle_contract(bundles["android"])
     k = _kotlin_consts((bundles["android"] / "HarModelConfig.kt").read_text())
-    f32 = (lambda key: np.float32(k[key].rstrip("f")))
+    def f32(key: str) -> np.float32:
+        return np.float32(k[key].rstrip("f"))
+
     assert (int(k["WINDOW"]), int(k["HOP"]), int(k["LANES"]), int(k["CHANNELS"])) == (c.window, c.hop, c.lanes, 6)
     assert f32("RATE_HZ") == np.float32(c.model_rate_hz) and f32("SPIKE_THRESHOLD") == c.spike_threshold
     assert f32("INPUT_SCALE") == np.float32(c.input_quantization.scale)
     assert f32("OUTPUT_SCALE") == np.float32(c.output_quantization.scale)
     assert int(k["INPUT_ZERO_POINT"]) == c.input_quantization.zero_point
     assert int(k["OUTPUT_ZERO_POINT"]) == c.output_quantization.zero_point
-    floats = (lambda key: np.float32([v.strip().rstrip("f")
-                                      for v in re.search(r"\((.*)\)", k[key]).group(1).split(",")]))
+    def floats(key: str) -> np.ndarray:
+        return np.float32([v.strip().rstrip("f") for v in re.search(r"\((.*)\)", k[key]).group(1).split(",")])
+
     assert np.array_equal(floats("MEAN"), np.float32(c.mean)) and np.array_equal(floats("STD"), np.float32(c.std))
     assert re.findall(r'"([^"]*)"', k["LABELS"]) == list(c.classes)
     assert re.findall(r'"([^"]*)"', k["CHANNEL_NAMES"]) == [ch.name for ch in c.channels]

@@ -119,7 +119,8 @@ def test_unknown_wisdm_activity_codes_are_named(tmp_path):
 def test_wisdm_with_malformed_lines_trains_and_reports_the_skipped_count(tmp_path):
     written = write_wisdm(tmp_path / "wisdm")
     proc = har("train", "--data", f"wisdm:{tmp_path / 'wisdm'}", "--activities", "P,O", "--window", "20",
-               "--hop", "10", "--test-subjects", "1600", "--val-subjects", "1601", "--epochs", "1", "--hidden", "4", "--memory", "2", "--runs-dir", str(tmp_path), "--json")
+               "--hop", "10", "--test-subjects", "1600", "--val-subjects", "1601", "--epochs", "1", "--hidden", "4",
+               "--memory", "2", "--runs-dir", str(tmp_path), "--json")
     result = json_out(proc)
     assert f"skipped {written['malformed']} malformed lines" in proc.stderr
     assert result["dataset"]["skipped_lines"] == written["malformed"] == 15

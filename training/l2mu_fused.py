@@ -163,7 +163,6 @@ class _Cell(torch.autograd.Function):
         law = dict(zip(("u", "m", "h"), ctx.laws))
         cols = {"u": slice(0, M), "h": slice(M, M + H), "m": slice(M + H, M + H + Md)}
         spikes = {"u": s_u, "m": prev[1:, :, H:], "h": prev[1:, :, :H]}
-        g_out = {"u": g_u, "m": g_m, "h": g_h}
         slope = {pop: surrogate_slope(law[pop].surrogate, mem[:, :, cols[pop]] - law[pop].threshold) for pop in law}
         b = {pop: law[pop].beta.item() for pop in law}
         a = {pop: law[pop].alpha.item() for pop in law} if syn is not None else None

@@ -39,7 +39,7 @@ def model_card(result: dict, config: dict) -> str:
         "",
         "## Metrics (held-out test subjects)",
         f"- Accuracy {fl['accuracy']:.4f}, macro F1 {fl['macro_f1']:.4f} on {fl['windows']} windows.",
-        f"- Per-class F1: " + ", ".join(f"{c} {v:.3f}" for c, v in fl["per_class_f1"].items()) + ".",
+        "- Per-class F1: " + ", ".join(f"{c} {v:.3f}" for c, v in fl["per_class_f1"].items()) + ".",
         f"- Parameters: {model['params']}. Per window: {fl['synops_per_window']:.0f} synaptic operations "
         f"({fl['effective_macs_per_window']:.0f} effective MACs, {fl['effective_acs_per_window']:.0f} effective ACs), "
         f"activation sparsity {fl['activation_sparsity']:.3f}, {fl['membrane_updates_per_window']} membrane updates.",

@@ -137,7 +137,10 @@ class LiveSession:
         received = max(counts.samples.values(), default=0)
         span = (tally.last_t - tally.first_t) if tally.first_t is not None else 0.0
         expected = int(round(span * self.source.expected_rate_hz)) + 1 if tally.first_t is not None else 0
-        per_decision = (lambda v: v / tally.decisions if tally.decisions else None)
+
+        def per_decision(v: float) -> float | None:
+            return v / tally.decisions if tally.decisions else None
+
         latency = times.percentiles_us()
         return {
             "event": "summary",
@@ -179,8 +182,9 @@ class LiveSession:
 
 
 def energy_per_decision(profile: DeviceProfile, run: Run, backend: str, step_us: float | None) -> dict:
-    """Energy of one decision (`window` steps; `hop` steps for a stream run's one lane) on the profile's device. On this machine ("host") the
-    latency is the measured median step; elsewhere it is estimated from the step's op counts. The power is always
+    """Energy of one decision (`window` steps; `hop` steps for a stream run's one lane) on the profile's device.
+    On this machine ("host") the latency is the measured median step;
+    elsewhere it is estimated from the step's op counts. The power is always
     the profile's figure, so the energy is an estimate either way."""
     steps = run.hop if run.stream else run.window  # one lane steps hop samples per decision; L lanes window
     if profile.name == HOST_PROFILE and step_us is not None:
