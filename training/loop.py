@@ -52,36 +52,22 @@ def _evaluate(model: L2MU, w: Windows, norm: Normalization) -> tuple[float, floa
     return F.cross_entropy(counts, y).item(), (counts.argmax(1) == y).float().mean().item()
 
 
-def fit(model: L2MU, train: Windows, val: Windows, norm: Normalization, cfg: TrainConfig,
-        on_epoch: Callable[[dict], None] = lambda e: None,
-        on_best: Callable[[L2MU], None] = lambda m: None) -> History:
-    """Train in place on raw SI windows (normalised per batch, after augmentation); on return `model` holds
-    the best-validation weights. Ctrl-C stops and keeps the best."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+def run_epochs(model: L2MU, cfg: TrainConfig, train_epoch: Callable[[torch.optim.Optimizer], tuple[float, float]],
+               validate: Callable[[], tuple[float, float]], on_epoch: Callable[[dict], None] = lambda e: None,
+               on_best: Callable[[L2MU], None] = lambda m: None) -> History:
+    """Adam with cosine decay over `cfg.epochs`; `train_epoch(opt)` runs one epoch and returns (loss, accuracy),
+    `validate()` returns (val loss, val accuracy). The best-validation weights are kept and loaded on return; early
+    stop after `cfg.patience` epochs without a better validation accuracy; Ctrl-C stops and keeps the best."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     hist, best = History(), copy.deepcopy(model.state_dict())
-    y = torch.from_numpy(train.y)
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            order = torch.randperm(len(y), generator=gen)
-            losses, correct = [], 0
-            for i in range(0, len(y), cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
-                x = train.x[idx.numpy()]
-                x = augment(x, rng, cfg.augment_deg) if cfg.augment_deg > 0 else x
-                counts = model(torch.from_numpy(norm.apply(x)))
-                loss = F.cross_entropy(counts, y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item() * len(idx))
-                correct += (counts.argmax(1) == y[idx]).sum().item()
+            train_loss, train_accuracy = train_epoch(opt)
             schedule.step()
-            val_loss, val_acc = _evaluate(model, val, norm)
-            record = {"epoch": epoch, "train_loss": sum(losses) / len(y), "train_accuracy": correct / len(y),
+            val_loss, val_acc = validate()
+            record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                       "val_loss": val_loss, "val_accuracy": val_acc}
             hist.epochs.append(record)
             if val_acc > hist.best_val_accuracy:
@@ -96,3 +82,31 @@ def fit(model: L2MU, train: Windows, val: Windows, norm: Normalization, cfg: Tra
         hist.interrupted = True
     model.load_state_dict(best)
     return hist
+
+
+def fit(model: L2MU, train: Windows, val: Windows, norm: Normalization, cfg: TrainConfig,
+        on_epoch: Callable[[dict], None] = lambda e: None,
+        on_best: Callable[[L2MU], None] = lambda m: None) -> History:
+    """Train in place on raw SI windows (normalised per batch, after augmentation); on return `model` holds
+    the best-validation weights. Ctrl-C stops and keeps the best."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    y = torch.from_numpy(train.y)
+
+    def train_epoch(opt: torch.optim.Optimizer) -> tuple[float, float]:
+        order = torch.randperm(len(y), generator=gen)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, len(y), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            x = train.x[idx.numpy()]
+            x = augment(x, rng, cfg.augment_deg) if cfg.augment_deg > 0 else x
+            counts = model(torch.from_numpy(norm.apply(x)))
+            loss = F.cross_entropy(counts, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (counts.argmax(1) == y[idx]).sum().item()
+        return loss_sum / len(y), correct / len(y)
+
+    return run_epochs(model, cfg, train_epoch, lambda: _evaluate(model, val, norm), on_epoch, on_best)

@@ -61,6 +61,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def new_model(n_classes: int, settings: dict):
+    """A fresh L2MU for `n_classes` from the request's model settings; a bad setting is one clear error."""
+    from training.config import L2MUConfig
+    from training.l2mu import L2MU
+
+    try:
+        return L2MU(L2MUConfig(n_classes=n_classes, **settings))
+    except (TypeError, ValueError) as exc:
+        raise HarError(f"bad model setting: {exc}") from None
+
+
 def _versions() -> dict:
     import snntorch
     import torch
@@ -79,8 +90,6 @@ def _progress(console: Console) -> Progress:
 def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes: list[str], label: str,
                console: Console, on_best=None):
     """Fit one model on split.train (early stop on split.val); returns (model, norm, history, test windows)."""
-    from training.config import L2MUConfig
-    from training.l2mu import L2MU
     from training.loop import TrainConfig, fit
 
     train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
@@ -88,10 +97,7 @@ def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes
         raise HarError(f"{label}: a split has no windows (train {len(train)}, val {len(val)}, test {len(test)})")
     norm = Normalization.fit(train.x)
     seed_everything(req.seed)
-    try:
-        model = L2MU(L2MUConfig(n_classes=len(classes), **req.model))
-    except (TypeError, ValueError) as exc:
-        raise HarError(f"bad model setting: {exc}") from None
+    model = new_model(len(classes), req.model)
     tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed, req.augment_deg)
     with _progress(console) as progress:
         task = progress.add_task(label, total=req.epochs, status="")

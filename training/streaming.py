@@ -21,7 +21,6 @@ The maths of `L2MU.step` is unchanged; what changes is where the state starts an
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -31,7 +30,7 @@ from torch.nn import functional as F
 
 from training.augment import augment
 from training.l2mu import L2MU
-from training.loop import History, TrainConfig
+from training.loop import History, TrainConfig, run_epochs
 from training.normalization import Normalization
 from training.recordings import Dataset
 from training.windowing import resample
@@ -147,48 +146,31 @@ def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normal
     least one. On return `model` holds the best-validation weights; Ctrl-C stops and keeps the best."""
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    hist, best = History(), copy.deepcopy(model.state_dict())
     at = torch.from_numpy(decision_steps(settings.stretch, hop, settings.warmup or window))
     per_batch = max(1, cfg.batch_size // max(len(at), 1))
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            xs, ys = stretches(train, settings.stretch, rng)
-            order = torch.randperm(len(xs), generator=gen).numpy()
-            loss_sum, correct, decisions = 0.0, 0, 0
-            for i in range(0, len(xs), per_batch):
-                idx = order[i : i + per_batch]
-                x = augment(xs[idx], rng, cfg.augment_deg) if cfg.augment_deg > 0 else xs[idx]
-                x, y = torch.from_numpy(norm.apply(x)), torch.from_numpy(ys[idx])
-                outs = model.trace(x)[0]["out"]  # (B, stretch, C), the stretch from the zero state, never reset
-                counts = window_counts(outs.new_zeros(len(idx), window - 1, outs.shape[-1]), outs, window)[:, at]
-                target = y[:, at]
-                loss = F.cross_entropy(counts.flatten(0, 1), target.flatten())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                loss_sum += loss.item() * target.numel()
-                correct += (counts.argmax(-1) == target).sum().item()
-                decisions += target.numel()
-            schedule.step()
-            val_loss, val_acc = _score_at_hops(model, val, norm, window, hop)
-            record = {"epoch": epoch, "train_loss": loss_sum / max(decisions, 1),
-                      "train_accuracy": correct / max(decisions, 1), "val_loss": val_loss, "val_accuracy": val_acc}
-            hist.epochs.append(record)
-            if val_acc > hist.best_val_accuracy:
-                hist.best_epoch, hist.best_val_accuracy = epoch, val_acc
-                best = copy.deepcopy(model.state_dict())
-                on_best(model)
-            on_epoch(record)
-            if epoch - hist.best_epoch >= cfg.patience:
-                hist.early_stopped = True
-                break
-    except KeyboardInterrupt:
-        hist.interrupted = True
-    model.load_state_dict(best)
-    return hist
+
+    def train_epoch(opt: torch.optim.Optimizer) -> tuple[float, float]:
+        xs, ys = stretches(train, settings.stretch, rng)
+        order = torch.randperm(len(xs), generator=gen).numpy()
+        loss_sum, correct, decisions = 0.0, 0, 0
+        for i in range(0, len(xs), per_batch):
+            idx = order[i : i + per_batch]
+            x = augment(xs[idx], rng, cfg.augment_deg) if cfg.augment_deg > 0 else xs[idx]
+            x, y = torch.from_numpy(norm.apply(x)), torch.from_numpy(ys[idx])
+            outs = model.trace(x)[0]["out"]  # (B, stretch, C), the stretch from the zero state, never reset
+            counts = window_counts(outs.new_zeros(len(idx), window - 1, outs.shape[-1]), outs, window)[:, at]
+            target = y[:, at]
+            loss = F.cross_entropy(counts.flatten(0, 1), target.flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * target.numel()
+            correct += (counts.argmax(-1) == target).sum().item()
+            decisions += target.numel()
+        return loss_sum / max(decisions, 1), correct / max(decisions, 1)
+
+    return run_epochs(model, cfg, train_epoch, lambda: _score_at_hops(model, val, norm, window, hop), on_epoch,
+                      on_best)
 
 
 def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, classes: list[str], window: int,
@@ -222,9 +204,8 @@ def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, cla
 def train_stream_fold(req, dataset: Dataset, split, label: str, console, on_best=None):
     """`train_fold` for `--stream`: fit on the training subjects' streams (early stop on the validation subjects');
     returns (model, norm, history, train config, held-out streams)."""
-    from training.config import L2MUConfig
     from training.errors import HarError
-    from training.pipeline import _progress, seed_everything
+    from training.pipeline import _progress, new_model, seed_everything
 
     rng = np.random.default_rng(req.seed)
     train, val, test = (build_streams(dataset, req.fs_hz, s, rng if s is split.train else None)
@@ -237,10 +218,7 @@ def train_stream_fold(req, dataset: Dataset, split, label: str, console, on_best
                        f"one window ({req.window}); too short: {','.join(too_short) or 'a split is empty'}")
     norm = Normalization.fit(np.concatenate([s.x for s in train]))
     seed_everything(req.seed)
-    try:
-        model = L2MU(L2MUConfig(n_classes=len(dataset.classes), **req.model))
-    except (TypeError, ValueError) as exc:
-        raise HarError(f"bad model setting: {exc}") from None
+    model = new_model(len(dataset.classes), req.model)
     tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed, req.augment_deg)
     with _progress(console) as progress:
         task = progress.add_task(label, total=req.epochs, status="")
