@@ -141,12 +141,7 @@ def run_training(req: TrainRequest, console: Console) -> dict:
         L2MUConfig(n_classes=2, **req.model)
     except (TypeError, ValueError) as exc:
         raise HarError(f"bad model setting: {exc}") from None
-    dataset = load_dataset(req.data, req.activities)
-    if req.subjects:
-        unknown = sorted(set(req.subjects) - set(dataset.subjects))
-        if unknown:
-            raise HarError(f"unknown subjects {','.join(unknown)}: the data has {','.join(dataset.subjects)}")
-        dataset = dataset.only_subjects(req.subjects)
+    dataset = load_dataset(req.data, req.activities, req.subjects)
     if dataset.skipped_lines:
         console.print(f"[yellow]skipped {dataset.skipped_lines} malformed lines in {req.data}[/]")
     present = sorted({r.label for r in dataset.recordings}, key=dataset.classes.index)

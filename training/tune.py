@@ -110,12 +110,7 @@ def open_storage(url: str, heartbeat_s: float):
 
 
 def _identity(req: TuneRequest, space: SearchSpace) -> StudyIdentity:
-    dataset = load_dataset(req.data, req.activities)
-    if req.subjects:
-        unknown = sorted(set(req.subjects) - set(dataset.subjects))
-        if unknown:
-            raise HarError(f"unknown subjects {','.join(unknown)}: the data has {','.join(dataset.subjects)}")
-        dataset = dataset.only_subjects(req.subjects)
+    dataset = load_dataset(req.data, req.activities, req.subjects)
     test = holdout_split(dataset.subjects, req.seed, test=req.test_subjects).test
     pool = [s for s in dataset.subjects if s not in test]
     budget = {"folds": req.folds, "epochs": req.epochs, "patience": req.patience, "seed": req.seed,

@@ -10,8 +10,19 @@ from training.recordings import Dataset
 DEFAULT_DATA = "seglearn"
 
 
-def load_dataset(spec: str, activities: list[str] | None = None) -> Dataset:
-    """Load the dataset named by `spec`; `activities` selects WISDM codes or CSV/seglearn labels."""
+def load_dataset(spec: str, activities: list[str] | None = None, subjects: list[str] | None = None) -> Dataset:
+    """Load the dataset named by `spec`; `activities` selects WISDM codes or CSV/seglearn labels, `subjects` (if
+    given) the subjects to keep (an unknown one is an error naming the data's subjects)."""
+    dataset = _load(spec, activities)
+    if subjects:
+        unknown = sorted(set(subjects) - set(dataset.subjects))
+        if unknown:
+            raise HarError(f"unknown subjects {','.join(unknown)}: the data has {','.join(dataset.subjects)}")
+        dataset = dataset.only_subjects(subjects)
+    return dataset
+
+
+def _load(spec: str, activities: list[str] | None) -> Dataset:
     kind, _, arg = spec.partition(":")
     if kind == "seglearn" and not arg:
         from training.sources.seglearn_watch import load_seglearn_watch
