@@ -70,10 +70,11 @@ def test_runs_dir_that_is_a_file(tmp_path):
 
 
 def test_interrupted_before_the_first_epoch_leaves_no_run(tmp_path):
-    """Ctrl-C once the data is loaded (the default model on all the bundled data: the first epoch takes far
-    longer than the signal): exit 130, one line, no run directory."""
+    """Ctrl-C once the data is loaded: exit 130, one line, no run directory. The hidden population is 16x the
+    default so that the first epoch on all the bundled data (~3 s with the default model) lasts far longer than the
+    signal takes to arrive."""
     runs = tmp_path / "runs"
-    proc = subprocess.Popen([HAR_EXE, "train", "--epochs", "1", "--runs-dir", str(runs)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([HAR_EXE, "train", "--epochs", "1", "--hidden", "1024", "--runs-dir", str(runs)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
     for line in proc.stderr:
         if "windows of 40" in line:  # printed once the windows are cut, right before training starts
