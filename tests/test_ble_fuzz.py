@@ -222,6 +222,34 @@ def test_one_bad_packet_costs_at_most_that_packet(profile, per_packet, data):
         assert decoder.stats.resyncs >= 1 or (fault.step_s > 0 and decoder.stats.lost_packets > 0)
 
 
+
+@pytest.mark.parametrize(("profile", "fault"), [
+    ("pmd", Fault("flip", 3, bit=38)),  # GYRO's 2nd frame: timestamp bit 30, 2^30 ns (1.07 s) off, before the 1st
+    ("pmd", Fault("flip", 3, bit=47)),  # timestamp bit 39: 550 s off
+    ("pmd", Fault("flip", 2, bit=36)),  # ACC's 2nd frame: 2^28 ns (13 samples) off
+    ("pmd", Fault("flip", 0, bit=47)),  # the very first frame 550 s off
+    ("har-imu", Fault("flip", 0, bit=17)),  # the first packet's seq + 2
+    ("har-imu", Fault("flip", 1, bit=17)),  # the second packet's seq - 2
+    ("har-imu", Fault("flip", 1, bit=53)),  # t0 2^21 us (2.1 s) ahead
+])
+def test_one_bad_packet_at_the_start_costs_that_packet_alone(profile, fault):
+    """Before the stream has an anchor, a bad packet must not take the good first one with it, nor become the
+    anchor the others are placed against: only its samples are missing, and every other one is on the watch's
+    sample grid."""
+    samples = SAMPLES[:200]
+    sent = packets_of(samples, FS, profile, 10)
+    notifications, intact = arrivals(sent, [fault])
+    decoder = decoder_for(profile, FS)
+    frames = decode_all(decoder, notifications, uuid_for(profile))
+    epoch_s = DEVICE_EPOCH_NS * 1e-9 if profile == "pmd" else 0.0
+    k = (np.concatenate([f.t_s for f in frames]) - epoch_s) * FS
+    assert np.abs(k - np.round(k)).max() < 1e-3
+    for sensor in ("acc", "gyro"):
+        assert sample_indices(frames, profile, sensor).tolist() == sent_indices(intact, sensor).tolist()
+    stats = decoder.stats
+    assert stats.rejected_time + stats.malformed_packets == 1 and stats.lost_packets == 0
+
+
 # --- whole streams through a live session ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -245,6 +245,8 @@ WATCH_FAULTS = st.one_of(
 @given(profile=st.sampled_from(["har-imu", "pmd"]), fault=WATCH_FAULTS)
 @example(profile="pmd", fault=("step", Faults(clock_step=(9, -30.0))))  # a watch clock stepping back 30 s
 @example(profile="har-imu", fault=("flip", (7, 101)))  # bit 53: t0 jumps 2^21 us ahead
+@example(profile="pmd", fault=("flip", (3, 271)))  # a stream's 2nd frame 2^39 ns (550 s) off: its 1st one is kept
+@example(profile="pmd", fault=("flip", (3, 3)))  # a 2nd frame 2^30 ns (1.07 s) off: the stream starts on the 1st
 def test_a_misbehaving_watch_through_the_real_stack(system_bus, profile, fault):
     kind, faults = fault
     if kind == "flip":

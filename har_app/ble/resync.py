@@ -13,8 +13,10 @@ Candidates that follow one another form a chain. RESYNC_CHAIN of them mean the d
 re-anchors on them (a resync), placing the new clock right after the old one (by the host's arrival times) and
 flagging the first frame so the lanes reset. A candidate that chains with nothing, or a chain broken by a packet
 that fits the anchor again, is rejected (rejected_time). After MAX_REJECTIONS packets in a row were not accepted the
-stream re-anchors on the newest chain, whatever it is. The first packets of a stream form a chain of START_CHAIN
-before the first one is trusted.
+stream re-anchors on the newest chain, whatever it is. Before the first packet is trusted, the first packets of a
+stream form chains (up to START_CHAINS at once, so one bad packet early on starts a chain of its own instead of
+breaking the good one); the first chain of START_CHAIN starts the stream and the packets of the others are placed
+against it like any packet.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ REORDER_DEPTH = 4  # packets held ahead of a hole before the hole is declared lo
 REORDER_HOLD_S = 0.5  # host seconds a packet waits at most for a missing predecessor
 RESYNC_CHAIN = 3  # packets agreeing on another clock re-anchor the stream
 START_CHAIN = 2  # packets agreeing with each other before the first of a stream is trusted
+START_CHAINS = 4  # chains kept at once while a stream has no anchor yet
 MAX_REJECTIONS = 8  # packets in a row not accepted: re-anchor on the newest ones
 RECENT = 64  # released packets and lost holes remembered, to recognise duplicates and late packets
 TOLERANCE_PERIODS = 0.5  # a gap within +-(0.5 + 5 % of the packet's samples) periods counts as no gap
@@ -63,6 +66,7 @@ class Packet:
     key: tuple  # what a retransmission repeats exactly
     body: Any  # the decoded samples, for the decoder
     seq: int | None = None
+    arrival: int = 0  # its place in the order the stream's packets arrived in (set by the Resequencer)
 
     def shift(self, delta_s: float) -> None:
         self.first_s += delta_s
@@ -96,19 +100,22 @@ class Resequencer:
         self.period_s, self.relate, self.stats = 1.0 / rate_hz, relate, stats
         self.anchor: Packet | None = None
         self.held: list[Packet] = []  # ahead of a hole, in time order
-        self.chain: list[Packet] = []  # candidates agreeing on another clock
+        self.chains: list[list[Packet]] = []  # candidates agreeing with each other (one at a time once anchored)
         self.offset_s = 0.0  # added to device times: continues the stream across resyncs
         self._recent: deque[tuple] = deque(maxlen=RECENT)
         self._holes: deque[tuple[float, float]] = deque(maxlen=RECENT)  # (after_s, before_s) declared lost
         self._rejected_since = 0  # rejected since the anchor: taken out of the next hole's loss
         self._refused = 0  # packets in a row not accepted
+        self._arrivals = 0
+        self._hole_lost = 0  # counted lost in the hole before the anchor (0 when it followed its predecessor)
 
     @property
     def pending(self) -> int:
-        return len(self.held) + len(self.chain)
+        return len(self.held) + sum(len(c) for c in self.chains)
 
     def push(self, packet: Packet) -> list[Release]:
         packet.shift(self.offset_s)
+        packet.arrival, self._arrivals = self._arrivals, self._arrivals + 1
         return self._place(packet)
 
     def tick(self, host_s: float) -> list[Release]:
@@ -117,22 +124,20 @@ class Resequencer:
 
     def flush(self) -> list[Release]:
         """The stream ended: release everything held; an unconfirmed other clock is rejected."""
-        out = self._release_held()
-        if self.chain:
-            if self.anchor is None:
-                out += self._reanchor()
-            else:
-                self._reject_chain()
+        out = self._reanchor(max(self.chains, key=len)) if self.anchor is None and self.chains else []
+        out += self._release_held()
+        self._reject_chains()
         return out
 
     def shift_clock(self, delta_s: float) -> list[Release]:
         """A sibling stream on the same device clock re-anchored: move this one's clock too, and place again the
         candidates that were waiting for the new clock."""
         self.offset_s += delta_s
-        chain, self.chain = self.chain, []
-        self._refused -= len(chain)
+        waiting = sorted((p for c in self.chains for p in c), key=lambda p: p.arrival)
+        self.chains = []
+        self._refused -= len(waiting)
         out = []
-        for packet in chain:
+        for packet in waiting:
             packet.shift(delta_s)
             out += self._place(packet)
         return out
@@ -140,14 +145,14 @@ class Resequencer:
     # --- placing ---------------------------------------------------------------------------------------------
 
     def _place(self, p: Packet) -> list[Release]:
-        if p.key in self._recent or any(q.key == p.key for q in self.held + self.chain):
+        if p.key in self._recent or any(q.key == p.key for q in self.held + [q for c in self.chains for q in c]):
             self.stats.duplicates += 1
             return []
         if self.anchor is None:
             return self._candidate(p)
         placement = self.relate(self.anchor, p)
         if placement.fit in (Fit.NEXT, Fit.AHEAD):
-            self._reject_chain()
+            self._reject_chains()
             if self.held and p.first_s < self.held[-1].first_s:
                 self.stats.reordered += 1  # it arrived after a packet that follows it
             out = []
@@ -164,27 +169,46 @@ class Resequencer:
 
     def _candidate(self, p: Packet) -> list[Release]:
         self._refused += 1
-        if self.chain and self.relate(self.chain[-1], p).fit in (Fit.NEXT, Fit.AHEAD):
-            self.chain.append(p)
-        elif self.chain and self.relate(p, self.chain[0]).fit in (Fit.NEXT, Fit.AHEAD):
-            self.chain.insert(0, p)  # it arrived after its successor
-        else:
-            self._reject_chain()
-            self.chain = [p]
-        if len(self.chain) >= (START_CHAIN if self.anchor is None else RESYNC_CHAIN) \
-                or self._refused >= MAX_REJECTIONS:
-            return self._reanchor()
+        chain = self._chain_for(p)
+        if chain is None:
+            if self.anchor is not None:
+                self._reject_chains()  # once anchored, only the newest chain may be a new clock
+            elif len(self.chains) == START_CHAINS:
+                self._reject(self.chains.pop(0))
+            chain = [p]
+            self.chains.append(chain)
+        if len(chain) >= (START_CHAIN if self.anchor is None else RESYNC_CHAIN) or self._refused >= MAX_REJECTIONS:
+            return self._reanchor(chain)
         return []
 
-    def _reject_chain(self) -> None:
-        self.stats.rejected_time += len(self.chain)
-        self._rejected_since += len(self.chain)
-        self.chain = []
+    def _chain_for(self, p: Packet) -> list[Packet] | None:
+        """The chain p joins (it is put in it): after its last packet, or just before its first (it arrived after
+        its successor; only with no hole between, as a packet that precedes a chain by a hole is no more likely the
+        stream's than the chain is: a corrupted time far back lands there too)."""
+        for chain in self.chains:
+            if self.relate(chain[-1], p).fit in (Fit.NEXT, Fit.AHEAD):
+                chain.append(p)
+                return chain
+            if self.relate(p, chain[0]).fit is Fit.NEXT:
+                chain.insert(0, p)
+                return chain
+        return None
 
-    def _reanchor(self) -> list[Release]:
-        """Trust the chain: the first packets of the stream, or a new device clock (a resync)."""
+    def _reject(self, packets: list[Packet]) -> None:
+        self.stats.rejected_time += len(packets)
+        self._rejected_since += len(packets)
+
+    def _reject_chains(self) -> None:
+        for chain in self.chains:
+            self._reject(chain)
+        self.chains = []
+
+    def _reanchor(self, chain: list[Packet]) -> list[Release]:
+        """Trust a chain: the first packets of the stream, or a new device clock (a resync). The packets of the
+        other chains (only at the start) are placed against it like any packet, in the order they arrived."""
         out = self._release_held()  # held packets belong to the old clock, before the step
-        chain, self.chain = self.chain, []
+        others = sorted((p for c in self.chains if c is not chain for p in c), key=lambda p: p.arrival)
+        self.chains = []
         first, old = chain[0], self.anchor
         if old is None:
             how, gap_s, delta_s = "start", 0.0, 0.0
@@ -199,16 +223,16 @@ class Resequencer:
         for packet in chain:
             packet.shift(delta_s)
         out += self._release(first, how)
-        for packet in chain[1:]:  # placed as any packet now: one after a hole waits for the missing ones
+        for packet in sorted(others + chain[1:], key=lambda p: p.arrival):  # one after a hole waits for the missing
             out += self._place(packet)
         return out
 
     def _release(self, p: Packet, how: str, missing: int = 0) -> list[Release]:
         previous, self.anchor = self.anchor, p
-        if how == "hole":
-            self.stats.lost_packets += max(0, missing - self._rejected_since)
-            if previous is not None:
-                self._holes.append((previous.last_s, p.first_s))
+        self._hole_lost = max(0, missing - self._rejected_since) if how == "hole" else 0
+        self.stats.lost_packets += self._hole_lost
+        if how == "hole" and previous is not None:
+            self._holes.append((previous.last_s, p.first_s))
         self._rejected_since = self._refused = 0
         self._recent.append(p.key)
         self.stats.accepted_packets += 1
@@ -229,9 +253,10 @@ class Resequencer:
                     break
                 out += self._release(self.held.pop(0), "hole", placement.missing)
             else:  # overtaken by the packets around it: it fits nowhere after all
-                self.held.pop(0)
-                self.stats.rejected_time += 1
-                self._rejected_since += 1
+                self._reject([self.held.pop(0)])
+                if self._hole_lost and p.arrival < self.anchor.arrival:  # it came in the hole: the packet missing there
+                    self._hole_lost -= 1
+                    self.stats.lost_packets -= 1
         return out
 
     def _confirmed(self, p: Packet) -> bool:
