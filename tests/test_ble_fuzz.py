@@ -232,12 +232,13 @@ def test_one_bad_packet_costs_at_most_that_packet(profile, per_packet, data):
     ("har-imu", Fault("flip", 1, bit=17)),  # the second packet's seq - 2
     ("har-imu", Fault("flip", 1, bit=53)),  # t0 2^21 us (2.1 s) ahead
 ])
-def test_one_bad_packet_at_the_start_costs_that_packet_alone(profile, fault):
+@pytest.mark.parametrize("per_packet", [1, 10])
+def test_one_bad_packet_at_the_start_costs_that_packet_alone(profile, fault, per_packet):
     """Before the stream has an anchor, a bad packet must not take the good first one with it, nor become the
-    anchor the others are placed against: only its samples are missing, and every other one is on the watch's
-    sample grid."""
+    anchor the others are placed against, nor take a later packet's place once the stream reaches its time: only
+    its samples are missing, and every other one is on the watch's sample grid."""
     samples = SAMPLES[:200]
-    sent = packets_of(samples, FS, profile, 10)
+    sent = packets_of(samples, FS, profile, per_packet)
     notifications, intact = arrivals(sent, [fault])
     decoder = decoder_for(profile, FS)
     frames = decode_all(decoder, notifications, uuid_for(profile))

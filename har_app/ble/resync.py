@@ -5,7 +5,8 @@ sequence number). Against the last packet released (the anchor) a new packet is
   next     its first sample follows the anchor's last by one period: released at once;
   ahead    after a hole the loss of whole packets explains: held for the missing ones to arrive (while at most
            REORDER_DEPTH packets wait, and for REORDER_HOLD_S of host time once the next packet confirms it), then
-           released and the hole counted as lost;
+           released and the hole counted as lost; one overtaken by more than REORDER_DEPTH later arrivals is
+           rejected, and one rejected that came in a hole takes one out of that hole's loss;
   behind   at or before the anchor: a duplicate of a packet released or held is counted and dropped; one that fits a
            hole already declared lost is late (counted, dropped, and no longer counted lost);
   nowhere  implausible (time and sequence disagree, or a hole longer than MAX_HOLE_S): a candidate.
@@ -245,7 +246,7 @@ class Resequencer:
         while self.held:
             p = self.held[0]
             placement = self.relate(self.anchor, p)
-            if placement.fit is Fit.NEXT:
+            if placement.fit is Fit.NEXT and not self._overtaken(p):
                 out += self._release(self.held.pop(0), "next")
             elif placement.fit is Fit.AHEAD:
                 waited = host_s - p.host_s >= REORDER_HOLD_S and self._confirmed(p)
@@ -258,6 +259,11 @@ class Resequencer:
                     self._hole_lost -= 1
                     self.stats.lost_packets -= 1
         return out
+
+    def _overtaken(self, p: Packet) -> bool:
+        """More packets that arrived after p were released before it than a reordering explains (REORDER_DEPTH): its
+        time is corrupted and only now lands next to the stream, within the jitter it allows."""
+        return self.anchor.arrival - p.arrival > REORDER_DEPTH
 
     def _confirmed(self, p: Packet) -> bool:
         """A held packet is trusted on time alone only when the next one held follows it: a lone packet far ahead
