@@ -106,7 +106,7 @@ class HarImuDecoder:
         self.rate_hz, self.has_gyro = float(info.rate_hz), info.has_gyro
         self.stream = Resequencer(self.rate_hz, relate_by_seq_and_time(self.rate_hz, SEQ_MODULUS, MAX_SAMPLES),
                                   stats)
-        self._newest: tuple[int, int] | None = None  # (raw, unwrapped) t0_us of the newest packet
+        self._first_t0_us: int | None = None  # raw t0_us of the connection's first packet
 
     @property
     def pending(self) -> int:
@@ -141,15 +141,17 @@ class HarImuDecoder:
 
     def _unwrap(self, t0_us: int) -> int:
         """Continue the device clock across u32 wraps: the nearest value (within half the range) to the anchor's,
-        or to the newest packet's before there is an anchor."""
+        or to the first packet's before there is an anchor (not the newest one's: after a corrupted t0 the packets
+        that follow would be unwrapped half the range away with it)."""
         anchor = self.stream.anchor
         if anchor is not None:
             raw, unwrapped = anchor.body[0].t0_us, anchor.body[1]
         else:
-            raw, unwrapped = self._newest or (t0_us, t0_us)
+            if self._first_t0_us is None:
+                self._first_t0_us = t0_us
+            raw = unwrapped = self._first_t0_us
         step = (t0_us - raw) % TIME_MODULUS
         step = step - TIME_MODULUS if step >= TIME_MODULUS // 2 else step
-        self._newest = (t0_us, unwrapped + step)
         return unwrapped + step
 
 
