@@ -231,6 +231,7 @@ def test_one_bad_packet_costs_at_most_that_packet(profile, per_packet, data):
     ("har-imu", Fault("flip", 0, bit=17)),  # the first packet's seq + 2
     ("har-imu", Fault("flip", 1, bit=17)),  # the second packet's seq - 2
     ("har-imu", Fault("flip", 1, bit=53)),  # t0 2^21 us (2.1 s) ahead
+    ("har-imu", Fault("flip", 0, bit=48)),  # the first t0 2^16 us (3.3 samples) ahead: within a hole of the 3rd
     ("har-imu", Fault("flip", 1, bit=63)),  # t0 half the u32 range away: must not drag the next ones' unwrapping
 ])
 @pytest.mark.parametrize("per_packet", [1, 10])

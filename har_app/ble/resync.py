@@ -183,17 +183,29 @@ class Resequencer:
         return []
 
     def _chain_for(self, p: Packet) -> list[Packet] | None:
-        """The chain p joins (it is put in it): after its last packet, or just before its first (it arrived after
-        its successor; only with no hole between, as a packet that precedes a chain by a hole is no more likely the
-        stream's than the chain is: a corrupted time far back lands there too)."""
+        """The chain p joins (it is put in it), the one whose sample grid it lands nearest (the oldest of equals):
+        after a chain's last packet (next, or ahead by a hole), or just before its first with no hole between (it
+        arrived after its successor; not across a hole, as a packet that precedes a chain by a hole is no more
+        likely the stream's than the chain is)."""
+        options = []  # (misfit, chain, append)
         for chain in self.chains:
-            if self.relate(chain[-1], p).fit in (Fit.NEXT, Fit.AHEAD):
-                chain.append(p)
-                return chain
-            if self.relate(p, chain[0]).fit is Fit.NEXT:
-                chain.insert(0, p)
-                return chain
-        return None
+            after = self.relate(chain[-1], p)
+            if after.fit in (Fit.NEXT, Fit.AHEAD):
+                options.append((self._misfit(chain[-1], p), chain, True))
+            before = self.relate(p, chain[0])
+            if before.fit is Fit.NEXT:
+                options.append((self._misfit(p, chain[0]), chain, False))
+        if not options:
+            return None
+        _, chain, append = min(options, key=lambda o: o[0])
+        chain.insert(len(chain) if append else 0, p)
+        return chain
+
+    def _misfit(self, a: Packet, b: Packet) -> float:
+        """How far b's first sample is from a's sample grid, in periods: |gap - round(gap)| (device clocks put
+        every sample on one grid; a corrupted time rarely lands on it)."""
+        gap = gap_samples(a, b, 1.0 / self.period_s)
+        return abs(gap - round(gap))
 
     def _reject(self, packets: list[Packet]) -> None:
         self.stats.rejected_time += len(packets)
