@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hypothesis_profile  # noqa: F401  (derandomized hypothesis examples under CI=true)
 import numpy as np
 import pytest
 from rich.console import Console

@@ -74,8 +74,8 @@ def test_interrupted_before_the_first_epoch_leaves_no_run(tmp_path):
     default so that the first epoch on all the bundled data (~3 s with the default model) lasts far longer than the
     signal takes to arrive."""
     runs = tmp_path / "runs"
-    proc = subprocess.Popen([HAR_EXE, "train", "--epochs", "1", "--hidden", "1024", "--runs-dir", str(runs)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
+    proc = subprocess.Popen([HAR_EXE, "train", "--epochs", "1", "--hidden", "1024", "--runs-dir", str(runs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
     for line in proc.stderr:
         if "windows of 40" in line:  # printed once the windows are cut, right before training starts
             break
