@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from training.errors import HarError
@@ -72,3 +74,18 @@ def publish_bundle(staging: Path, out: Path) -> None:
         out.rename(old / out.name)
         staging.rename(out)
         shutil.rmtree(old)
+
+
+@contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """A new staging folder beside `out` to write a bundle into (its manifest last). When the block ends normally
+    the bundle is published to `out` (`publish_bundle`); on any error or Ctrl-C the staging folder is removed and
+    `out` is left as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        yield staging
+        publish_bundle(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

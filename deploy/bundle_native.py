@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
-from deploy.bundle_folder import check_out_folder, publish_bundle
+from deploy.bundle_folder import check_out_folder, staged_bundle
 from deploy.energy import estimate_energy_per_decision, latency_from_instructions
 from deploy.integer.codegen import model_sources
 from deploy.integer.firmware import write_sources
@@ -81,9 +80,7 @@ def deploy_native(req, profile: DeviceProfile, console: Console) -> dict:
     model = load_integer_model(run, weights)
     sources = model_sources(model)
     out = check_out_folder(Path(req.out) if req.out is not None else run.path / "deploy" / f"{profile.name}-native")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
+    with staged_bundle(out) as staging:
         files = write_native_project(staging, run, sources)
         measured = fit = latency = energy = None
         if req.verify:
@@ -115,8 +112,4 @@ def deploy_native(req, profile: DeviceProfile, console: Console) -> dict:
             "measured": measured, "fit": fit, "latency_us": latency, "energy_uj_per_decision": energy,
         }
         write_json(staging / REPORT, result)
-        publish_bundle(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return result

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.bundle_folder import check_out_folder, publish_bundle
+from deploy.bundle_folder import check_out_folder, staged_bundle
 from deploy.bundle_linux import RUNNER, default_remote_dir
 from deploy.energy import estimate_energy_per_decision, estimate_latency, snn_synop_energy
 from deploy.fit import check_fit, lane_count, require_fit
@@ -146,8 +144,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
         require_fit(profile, fit)
         progress.advance(task)
         stage("writing the bundle")
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=_parent(out)))
-        try:
+        with staged_bundle(out) as staging:
             files, parity = _write_bundle(profile, staging, model, run, info, arena, req.parity_windows, stage,
                                           progress, task)
             progress.advance(task)
@@ -202,16 +199,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 "snn_synop_energy_uj_per_window": synop_report(run),
             }
             write_json(staging / REPORT, result)
-            publish_bundle(staging, out)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
     return result
-
-
-def _parent(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.parent
 
 
 def _write_bundle(profile, folder, model, run, info, arena, parity_windows, stage, progress, task):
