@@ -46,6 +46,13 @@ STEPS_S = (-30.0, -2.0, 7.5, 600.0)
 PER_PACKET = (1, 5, 10, 19)
 
 
+def count_escaped(out: dict, profile: str, exc: Exception) -> None:
+    """An exception that escaped a decoder or a session: counted, the first five kept as examples."""
+    out["escaped"] += 1
+    if len(out["escaped_examples"]) < 5:
+        out["escaped_examples"].append(f"{profile}: {type(exc).__name__}: {exc}")
+
+
 def random_faults(rng: np.random.Generator, n_packets: int, kinds=FAULT_KINDS, count: int | None = None) -> list:
     faults = []
     for _ in range(count or int(rng.integers(1, 9))):
@@ -99,9 +106,7 @@ def fuzz_frames(recordings: list[np.ndarray], target: int, rng: np.random.Genera
                 consistent &= counters_add_up(stats)
             frames += decoder.flush()
         except Exception as exc:  # noqa: BLE001 -- what this bench counts
-            out["escaped"] += 1
-            if len(out["escaped_examples"]) < 5:
-                out["escaped_examples"].append(f"{profile}: {type(exc).__name__}: {exc}")
+            count_escaped(out, profile, exc)
             continue
         out["streams"] += 1
         consistent &= counters_add_up(stats) and stats.pending_packets == 0 and len(frames) == stats.accepted_packets
@@ -160,9 +165,7 @@ def fuzz_sessions(run, recordings: list[np.ndarray], n_streams: int, rng: np.ran
         try:
             summary, events = session(run, "litert", source)
         except Exception as exc:  # noqa: BLE001 -- what this bench counts
-            out["escaped"] += 1
-            if len(out["escaped_examples"]) < 5:
-                out["escaped_examples"].append(f"{profile}: {type(exc).__name__}: {exc}")
+            count_escaped(out, profile, exc)
             continue
         out["streams"] += 1
         rejected = sum(summary["packets_rejected"].values())

@@ -70,14 +70,7 @@ def test_stream_lanes_and_decisions_follow_the_contract(engine):
     assert lib.lib.har_stream_init(stream, window, hop, 1, 1) == -1  # one lane cannot hold overlapping windows
     assert lib.lib.har_stream_init(stream, window, hop, 2, 1) == 0
 
-    class Decision(ctypes.Structure):
-        _fields_ = [("class_index", ctypes.c_uint8), ("counts", ctypes.c_uint16 * lib.classes),
-                    ("total", ctypes.c_uint16)]
-
-    got, d = [], Decision()
-    for sample in segment:
-        if lib.lib.har_stream_push(stream, np.ascontiguousarray(sample).ctypes.data, ctypes.byref(d)):
-            got.append((d.class_index, list(d.counts)))
+    got = [(c, counts) for c, counts in _stream_decisions(lib, stream, segment)]
     starts = range(0, len(segment) - window + 1, hop)
     expected = run_reference(model, np.stack([segment[s:s + window] for s in starts])).counts
     assert [c for _, c in got] == expected.tolist()
@@ -127,6 +120,15 @@ def test_stream_without_resets_decides_over_the_last_window(engine):
     assert lib.lib.har_stream_init(stream, window, hop, 2, 0) == -1  # one lane only
     assert lib.lib.har_stream_init(stream, window, hop, 1, 0) == 0
 
+    got = [counts for _, counts in _stream_decisions(lib, stream, segment)]
+    out = run_reference(model, segment[None], record=True).spikes["out"][0].astype(np.int64)  # never reset
+    ends = [i for i in range(window, len(segment) + 1) if i % hop == 0]
+    assert got == [out[i - window:i].sum(0).tolist() for i in ends]
+
+
+def _stream_decisions(lib, stream, segment: np.ndarray) -> list[tuple[int, list[int]]]:
+    """(class, counts) of every decision `har_stream_push` makes over the samples of `segment`."""
+
     class Decision(ctypes.Structure):
         _fields_ = [("class_index", ctypes.c_uint8), ("counts", ctypes.c_uint16 * lib.classes),
                     ("total", ctypes.c_uint16)]
@@ -134,7 +136,5 @@ def test_stream_without_resets_decides_over_the_last_window(engine):
     got, d = [], Decision()
     for sample in segment:
         if lib.lib.har_stream_push(stream, np.ascontiguousarray(sample).ctypes.data, ctypes.byref(d)):
-            got.append(list(d.counts))
-    out = run_reference(model, segment[None], record=True).spikes["out"][0].astype(np.int64)  # never reset
-    ends = [i for i in range(window, len(segment) + 1) if i % hop == 0]
-    assert got == [out[i - window:i].sum(0).tolist() for i in ends]
+            got.append((d.class_index, list(d.counts)))
+    return got
