@@ -74,8 +74,11 @@ def test_interrupted_before_the_first_epoch_leaves_no_run(tmp_path):
     default so that the first epoch on all the bundled data (~3 s with the default model) lasts far longer than the
     signal takes to arrive."""
     runs = tmp_path / "runs"
+    # As from a terminal: SIGINT at its default, also when this suite runs in a background job (which ignores it,
+    # and Python then installs no KeyboardInterrupt handler).
     proc = subprocess.Popen([HAR_EXE, "train", "--epochs", "1", "--hidden", "1024", "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:
         if "windows of 40" in line:  # printed once the windows are cut, right before training starts
             break
