@@ -295,3 +295,17 @@ def test_two_workers_share_a_postgres_study_and_a_killed_trial_is_retried(postgr
     by_b = [t.number for t in ts.values() if t.user_attrs.get("worker") == worker_b]
     assert min(by_b) < max(by_a) and by_a and by_b  # the two workers' trials interleave in one study
     assert not [t for t in ts.values() if t.state.name == "RUNNING"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("lr = nan", "lr must be a positive number, got nan"),
+    ("epochs = 0", "epochs must be a positive integer, got 0"),
+    ("seed = -1", "seed must be an integer in [0, 2^32), got -1"),
+    ("dropout = 0.1", "unknown training setting 'dropout'"),
+])
+def test_har_train_config_applies_the_cli_rules_to_train_settings(tmp_path, line, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(f"[train]\n{line}\n")
+    proc = har("train", "--config", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(proc, 2, message)
+    assert not (tmp_path / "runs").exists()

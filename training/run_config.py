@@ -14,9 +14,11 @@ from pathlib import Path
 
 from training.atomic import write_text
 from training.config import DEFAULT_NEURON_PARAMS, L2MUConfig
-from training.errors import HarError
+from training.errors import BadValue, HarError
+from training.validate import TRAIN_OPTIONS, require
 
-TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float, "patience": int, "seed": int, "augment_deg": float}
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "patience", "seed", "augment_deg")
+TRAIN_RULES = {attr: rule for attr, _, rule in TRAIN_OPTIONS if attr in TRAIN_KEYS}
 DATA_DEFINED = ("n_classes", "channels")
 
 
@@ -39,14 +41,15 @@ def check_model(model: dict, where: str) -> None:
 
 
 def check_train(train: dict, where: str) -> None:
+    """Raise HarError naming `where` unless every [train] setting is known and passes `har train`'s own rule for
+    it (training/validate.py TRAIN_OPTIONS: NaN and inf are never numbers)."""
     for key, value in train.items():
-        kind = TRAIN_KEYS.get(key)
-        if kind is None:
-            raise HarError(f"{where}: unknown training setting {key!r} (known: {', '.join(TRAIN_KEYS)})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-            raise HarError(f"{where}: {key} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
-        if value <= 0 and key not in ("seed", "augment_deg"):
-            raise HarError(f"{where}: {key} must be positive, got {value}")
+        if key not in TRAIN_RULES:
+            raise HarError(f"{where}: unknown training setting {key!r} (known: {', '.join(TRAIN_RULES)})")
+        try:
+            require(value, TRAIN_RULES[key], key)
+        except BadValue as exc:
+            raise HarError(f"{where}: {exc}") from None
 
 
 def load_run_config(path: Path) -> RunConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.stream_resampler import monotonic_timeline
 from har_app.sources.base import ImuFrame, SourceStats
 from training.errors import HarError
 from training.run_dir import Run
@@ -63,14 +64,6 @@ class ReplaySource:
             self.stats.packets += 1
             yield ImuFrame(self.t_s[a:b], self.samples[a:b, :3], self.samples[a:b, 3:], seq=seq,
                            label=self.labels[a] if self.labels is not None else None)
-
-
-def monotonic_timeline(t: np.ndarray) -> np.ndarray:
-    """Where time steps back or stands still (recordings appended in one file), continue one median period on."""
-    dt = np.diff(t)
-    forward = dt[dt > 0]
-    period = float(np.median(forward)) if len(forward) else 1.0
-    return t[0] + np.concatenate([[0.0], np.cumsum(np.where(dt > 0, dt, period))])
 
 
 def replay_csv(path: Path, speed: float) -> ReplaySource:
