@@ -297,6 +297,42 @@ def test_two_workers_share_a_postgres_study_and_a_killed_trial_is_retried(postgr
     assert not [t for t in ts.values() if t.state.name == "RUNNING"]
 
 
+def test_a_worker_that_reaches_the_target_still_retries_a_trial_killed_just_before(tmp_path):
+    """A is killed mid-trial; B joins at once with --trials 1. B's first ask comes before A's heartbeat is stale, so
+    B runs a fresh trial and reaches its target: it must then stay, fail A's trial and run its retry."""
+    import optuna
+
+    from training.tune import open_storage
+
+    common = ["tune", "--name", "last", "--space", str(_space(tmp_path)), *SLICE, "--heartbeat", "2",
+              "--runs-dir", str(tmp_path)]
+    a = subprocess.Popen([sys.executable, "-m", "har_app", *common, "--trials", "3"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    storage = open_storage(f"sqlite:///{tmp_path / 'tune-last.db'}", 2)
+    deadline = time.monotonic() + 300
+    killed = None
+    while killed is None:  # kill A once it has finished one trial and reported an epoch of the next
+        assert a.poll() is None and time.monotonic() < deadline, a.communicate()[1]
+        try:
+            ts = optuna.load_study(study_name="last", storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            ts = []
+        running = [t for t in ts if t.state.name == "RUNNING" and t.intermediate_values]
+        if running and any(t.state.name == "COMPLETE" for t in ts):
+            killed = running[0].number
+            os.kill(a.pid, signal.SIGKILL)
+        time.sleep(0.2)
+    a.wait()
+    result = json_out(har(*common, "--trials", "1", "--resume", "--json"))
+    ts = {t.number: t for t in optuna.load_study(study_name="last", storage=storage).get_trials(deepcopy=False)}
+    assert ts[killed].state.name == "FAIL"
+    retries = [t for t in ts.values() if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
+    assert retries[0].params == ts[killed].params
+    assert not [t for t in ts.values() if t.state.name == "RUNNING"]
+    assert result["trials"] == len([t for t in ts.values() if t.state.name in ("COMPLETE", "PRUNED")])
+
+
 @pytest.mark.parametrize("line, message", [
     ("lr = nan", "lr must be a positive number, got nan"),
     ("epochs = 0", "epochs must be a positive integer, got 0"),

@@ -253,11 +253,32 @@ def _worker(req: TuneRequest, ident: StudyIdentity, space: SearchSpace, target: 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(req.storage or default_storage(req), req.heartbeat_s)
     study = _make_study(req, storage, ident, index)
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     try:
-        study.optimize(Objective(req, ident, space), callbacks=[optuna.study.MaxTrialsCallback(target, finished)])
+        optimize_until_settled(study, Objective(req, ident, space), target, req.heartbeat_s)
     except KeyboardInterrupt:
         pass
+
+
+def optimize_until_settled(study, objective, target: int, heartbeat_s: float, callbacks: tuple = ()) -> None:
+    """Optimise until the study holds `target` finished trials, then stay until no trial is left RUNNING by a dead
+    worker: Optuna fails a trial whose heartbeat is older than the grace period only when some worker asks for its
+    next trial, so a worker that stops as soon as the count is reached would leave a killed trial RUNNING and its
+    parameters never retried. For up to one grace period (2 x heartbeat, docs/tuning.md) this worker fails stale
+    trials and runs their retries; a trial still RUNNING after that has a live worker, which finishes it."""
+    import optuna
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(target, finished), *callbacks])
+    deadline = time.monotonic() + 2 * heartbeat_s + 1
+    while time.monotonic() < deadline:
+        optuna.storages.fail_stale_trials(study)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        if optuna.trial.TrialState.WAITING in states:  # retries of failed trials
+            study.optimize(objective, n_trials=states.count(optuna.trial.TrialState.WAITING), callbacks=list(callbacks))
+        elif optuna.trial.TrialState.RUNNING not in states:
+            return
+        else:
+            time.sleep(min(1.0, heartbeat_s))
 
 
 def _counts(study) -> dict:
@@ -307,10 +328,8 @@ def run_tune(req: TuneRequest, console: Console) -> dict:
                     refresh(f"[dim]trial {trial.number} fold {fold + 1}/{req.folds} epoch {record['epoch']} "
                             f"val {record['val_accuracy']:.3f}[/]")
 
-                finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                study.optimize(Objective(req, ident, space, on_epoch),
-                               callbacks=[optuna.study.MaxTrialsCallback(target, finished),
-                                          lambda s, t: refresh()])
+                optimize_until_settled(study, Objective(req, ident, space, on_epoch), target, req.heartbeat_s,
+                                       (lambda s, t: refresh(),))
             else:
                 _run_workers(req, ident, space, target, refresh)
         except KeyboardInterrupt:
