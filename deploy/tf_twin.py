@@ -15,13 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from deploy.tf_env import import_tensorflow
-from training.config import POPULATIONS, L2MUConfig
+from training.config import L2MUConfig
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
+from training.network import POPULATIONS, SYNAPSES, describe
 
 tf = import_tensorflow()
 
-DENSE = ("encoder", "decoder", "e_x", "e_h", "e_m", "w_x", "w_h", "w_m", "out")  # every weight matrix
-BIASED = ("encoder", "decoder", "out")
+# The dense weight matrices (training/network.py), each one Dense layer / FULLY_CONNECTED; the per-channel gains are
+# elementwise, and A_bar, B_bar the one product `a_b_matrix`.
+DENSE_SYNAPSES = tuple(s for s in SYNAPSES if s.form == "dense")
+DENSE = tuple(s.name for s in DENSE_SYNAPSES)
+BIASED = tuple(s.name for s in DENSE_SYNAPSES if s.bias)
 
 
 @dataclass
@@ -61,14 +65,13 @@ def spike_exact(mem, threshold: float):
     return tf.where(mem > threshold, 1.0, 0.0)
 
 
-def state_keys(cfg: L2MUConfig) -> list[str]:
-    kinds = ("mem", "syn") if cfg.neuron == "synaptic" else ("mem",)
-    return [f"{kind}_{pop}" for pop in POPULATIONS for kind in kinds]
+def state_sizes(cfg: L2MUConfig) -> dict[str, int]:
+    """The twin's state: membranes (and synaptic currents), no spikes (s[t-1] is recomputed from U[t-1])."""
+    return describe(cfg).state(spikes=False)
 
 
 def zero_state(cfg: L2MUConfig, batch) -> dict:
-    sizes = cfg.population_sizes()
-    return {k: tf.zeros((batch, sizes[k.split("_", 1)[1]])) for k in state_keys(cfg)}
+    return {k: tf.zeros((batch, n)) for k, n in state_sizes(cfg).items()}
 
 
 def l2mu_step(cfg: L2MUConfig, p: dict[str, NeuronParams], layer: dict[str, Callable], channel: Callable,
@@ -105,7 +108,7 @@ def l2mu_step(cfg: L2MUConfig, p: dict[str, NeuronParams], layer: dict[str, Call
 
 def dense_kernels(weights: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """torch Linear (out, in) weights as Keras (in, out) kernels and biases."""
-    return {n: (weights[f"{n}.weight"].T.copy(), weights.get(f"{n}.bias")) for n in DENSE}
+    return {s.name: (weights[s.weight_key].T.copy(), weights[s.bias_key] if s.bias else None) for s in DENSE_SYNAPSES}
 
 
 def a_b_matrix(weights: dict[str, np.ndarray]) -> np.ndarray:
@@ -140,9 +143,7 @@ class StepModule(tf.Module):
         self.layer = {n: _const_dense(k, b) for n, (k, b) in kernels.items()}
         self.channel = channel_fn(weights)
         self.a_b_bar = tf.constant(a_b_matrix(weights))
-        sizes = cfg.population_sizes()
-        self.state = {k: tf.Variable(tf.zeros((1, sizes[k.split("_", 1)[1]])), trainable=False, name=k)
-                      for k in state_keys(cfg)}
+        self.state = {k: tf.Variable(tf.zeros((1, n)), trainable=False, name=k) for k, n in state_sizes(cfg).items()}
 
     @tf.function(input_signature=[tf.TensorSpec((1, 6), tf.float32, name="x_t")])
     def step(self, x_t):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from training.errors import BadValue
+from training.network import POPULATIONS, population_sizes
 from training.validate import NON_NEGATIVE, Rule, is_kind, number_in, one_of, require
 
 NEURONS = ("leaky", "synaptic")
-POPULATIONS = ("channel", "encoder", "decoder", "u", "m", "h", "out")
 COUNT = Rule(int, lambda v: v >= 1, ">= 1")  # a population or memory size
 
 # (beta, threshold) per population. u, m, h, out: the authors' best L2MU (docs/l2mu.md, "Default neuron constants");
@@ -82,12 +82,5 @@ class L2MUConfig:
         return cls(**d)
 
     def population_sizes(self) -> dict[str, int]:
-        return {
-            "channel": self.channels * self.pop_per_channel,
-            "encoder": self.encoder_size,
-            "decoder": self.encoder_out,
-            "u": self.memory_size,
-            "m": self.memory_size * self.order,
-            "h": self.hidden_size,
-            "out": self.n_classes,
-        }
+        """Neurons per population, in step order (training/network.py)."""
+        return population_sizes(self)

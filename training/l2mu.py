@@ -18,10 +18,11 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from training.config import POPULATIONS, L2MUConfig
+from training.config import L2MUConfig
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
 from training.l2mu_fused import Law, cell_sequence, lif_sequence
 from training.legendre import zoh_legendre
+from training.network import POPULATIONS, describe
 
 State = dict[str, torch.Tensor]
 
@@ -63,10 +64,8 @@ class L2MU(nn.Module):
 
     def initial_state(self, batch: int) -> State:
         """Every membrane (and synaptic current) and the spikes fed back, all zero: the start of a window."""
-        sizes = self.cfg.population_sizes()
-        kinds = ("mem", "syn", "spk") if self.cfg.neuron == "synaptic" else ("mem", "spk")
         z = self.channel_weight.new_zeros
-        return {f"{kind}_{pop}": z(batch, n) for pop, n in sizes.items() for kind in kinds}
+        return {key: z(batch, n) for key, n in describe(self.cfg).state(spikes=True).items()}
 
     def _fire(self, pop: str, current: torch.Tensor, state: State, new: State) -> torch.Tensor:
         lif = self.lif[pop]
@@ -162,21 +161,12 @@ class L2MU(nn.Module):
         return {k: v.detach().clone().contiguous() for k, v in self.state_dict().items() if k in keep}
 
     def parameter_count(self) -> int:
+        """torch's own count of trainable values; tests/test_network.py checks it against training/network.py."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def fan_out(self) -> dict[str, tuple[int, int]]:
         """Synapses driven by one spike of each population: (at the same step, at the next step)."""
-        c = self.cfg
-        M, d, H = c.memory_size, c.order, c.hidden_size
-        return {
-            "channel": (c.encoder_size, 0),
-            "encoder": (c.encoder_out, 0),
-            "decoder": (M + H, 0),  # E_x, W_x
-            "u": (d, 0),  # B_bar
-            "m": (H, M + d),  # W_m now; E_m and A_bar next step
-            "h": (c.n_classes, M + H),  # W_o now; E_h and W_h next step
-            "out": (0, 0),
-        }
+        return describe(self.cfg).fan_out()
 
 
 def step_loop(model: L2MU, x: torch.Tensor) -> tuple[torch.Tensor, list[State]]:

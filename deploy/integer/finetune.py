@@ -13,10 +13,11 @@ from torch.nn.utils import parametrize
 from deploy.integer.quantize import INT8_MAX, memory_matrices, power_of_two_exponent, to_int8
 from training.l2mu import L2MU
 from training.loop import History, TrainConfig, fit
+from training.network import SYNAPSES
 from training.normalization import Normalization
 from training.windowing import Windows
 
-MATRICES = ("encoder", "decoder", "e_x", "e_h", "e_m", "w_x", "w_h", "w_m", "out")
+MATRICES = tuple(s.name for s in SYNAPSES if s.form == "dense")  # the nn.Linear weight matrices
 
 
 class FakeInt8(nn.Module):

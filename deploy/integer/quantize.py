@@ -13,9 +13,10 @@ import numpy as np
 
 from deploy.integer.model import (BETA_BITS, INPUT_BITS, INT32, InputProjection, IntegerL2MU, Population,
                                   Projection)
-from training.config import POPULATIONS, L2MUConfig
+from training.config import L2MUConfig
 from training.errors import HarError
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
+from training.network import INPUT, Network, Synapse, describe
 
 GUARD_BITS = 12  # extra fraction bits below the finest weight scale: leak rounding error ~2^-(k + 12) per step
 INT8_MAX = 127
@@ -31,23 +32,25 @@ def to_int8(w: np.ndarray, k: int) -> np.ndarray:
     return np.clip(np.rint(np.asarray(w, np.float64) * 2.0**k), -INT8_MAX, INT8_MAX).astype(np.int8)
 
 
+def full_matrix(net: Network, s: Synapse, stored: np.ndarray) -> np.ndarray:
+    """The (target size, source size) matrix of a synapse between populations: a shared per-memory-channel block
+    repeated on the diagonal (I_m,k = block s_k for every channel k), a dense matrix as stored."""
+    if s.form == "per_memory_channel":
+        return np.kron(np.eye(net.memory_channels), np.reshape(stored, net.shape(s)))
+    return stored
+
+
 def memory_matrices(cfg: L2MUConfig, a_bar: np.ndarray, b_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A_bar, B_bar as one (M d, M d) and one (M d, M) matrix: I_m,k = A_bar s_m,k[t-1] + B_bar s_u,k[t] per channel k."""
-    M = cfg.memory_size
-    return np.kron(np.eye(M), a_bar), np.kron(np.eye(M), b_bar.reshape(-1, 1))
+    net = describe(cfg)
+    return full_matrix(net, net.synapse("A_bar"), a_bar), full_matrix(net, net.synapse("B_bar"), b_bar)
 
 
-def _matrices(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> list[tuple[str, str, bool, np.ndarray]]:
-    """(target, source, delayed, float matrix) in step order, as training/l2mu.py L2MU.step writes them."""
-    a, b = memory_matrices(cfg, w["A_bar"], w["B_bar"])
-    return [
-        ("encoder", "channel", False, w["encoder.weight"]),
-        ("decoder", "encoder", False, w["decoder.weight"]),
-        ("u", "decoder", False, w["e_x.weight"]), ("u", "h", True, w["e_h.weight"]), ("u", "m", True, w["e_m.weight"]),
-        ("m", "m", True, a), ("m", "u", False, b),
-        ("h", "decoder", False, w["w_x.weight"]), ("h", "h", True, w["w_h.weight"]), ("h", "m", False, w["w_m.weight"]),
-        ("out", "h", False, w["out.weight"]),
-    ]
+def _matrices(net: Network, w: dict[str, np.ndarray]) -> list[tuple[str, str, bool, np.ndarray]]:
+    """(target, source, delayed, float matrix) of every synapse between populations, in step order
+    (training/network.py)."""
+    return [(s.target, s.source, s.delay == 1, full_matrix(net, s, w[s.weight_key]))
+            for s in net.synapses if s.source != INPUT]
 
 
 def _neuron(cfg: L2MUConfig, w: dict[str, np.ndarray], pop: str) -> tuple[float, float]:
@@ -60,20 +63,21 @@ def quantize_l2mu(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> IntegerL2MU:
     if cfg.neuron != "leaky":
         raise HarError("the integer engine implements the leaky neuron law only; this run uses synaptic neurons", 3)
     P = cfg.pop_per_channel
-    biases = {"channel": w["channel_bias"].reshape(-1), "encoder": w["encoder.bias"], "decoder": w["decoder.bias"],
-              "out": w["out.bias"]}
-    k_in = power_of_two_exponent(w["channel_weight"])
-    scaled = [(t, s, d, m, power_of_two_exponent(m)) for t, s, d, m in _matrices(cfg, w)]
+    net = describe(cfg)
+    biases = {s.target: w[s.bias_key].reshape(-1) for s in net.synapses if s.bias}
+    gains = next(s for s in net.synapses if s.source == INPUT)  # I_c = w_c x_c + b_c into the per-channel populations
+    w_in = w[gains.weight_key]
+    k_in = power_of_two_exponent(w_in)
+    scaled = [(t, s, d, m, power_of_two_exponent(m)) for t, s, d, m in _matrices(net, w)]
     mats = [entry for entry in scaled if np.any(to_int8(entry[3], entry[4]))]  # all-zero matrices are dropped
-    sizes = cfg.population_sizes()
     pops, projections = [], []
-    for name in POPULATIONS:
+    for name, size in net.sizes().items():
         beta, thr = _neuron(cfg, w, name)
         into = [m for m in mats if m[0] == name]
-        bias = np.asarray(biases.get(name, np.zeros(sizes[name])), np.float64)
-        if name == "channel":
+        bias = np.asarray(biases.get(name, np.zeros(size)), np.float64)
+        if name == gains.target:
             base = k_in + INPUT_BITS
-            peak = np.abs(w["channel_weight"]).reshape(-1) * 2.0 ** (15 - INPUT_BITS) + np.abs(bias)  # |x_q| <= 2^15
+            peak = np.abs(w_in).reshape(-1) * 2.0 ** (15 - INPUT_BITS) + np.abs(bias)  # |x_q| <= 2^15
         else:
             base = max((k for *_, k in into), default=0)
             peak = np.abs(bias) + sum(np.abs(to_int8(m, k).astype(np.float64)).sum(1) * 2.0**-k for *_, m, k in into)
@@ -84,9 +88,9 @@ def quantize_l2mu(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> IntegerL2MU:
         if room < 0:
             raise HarError(f"integer L2MU: population {name} cannot hold its worst-case membrane in int32", 3)
         scale = 2.0**frac
-        pops.append(Population(name, sizes[name], frac, round(beta * 2**BETA_BITS), round(thr * scale),
+        pops.append(Population(name, size, frac, round(beta * 2**BETA_BITS), round(thr * scale),
                                np.rint(bias * scale).astype(np.int32)))
         projections += [Projection(t, s, d, to_int8(m, k), frac - k) for t, s, d, m, k in into]
     channel = np.repeat(np.array(MODEL_CHANNEL_ORDER), P)  # neuron c P + p listens to model channel c
-    inp = InputProjection(to_int8(w["channel_weight"], k_in).reshape(-1), channel, pops[0].frac_bits - k_in - INPUT_BITS)
+    inp = InputProjection(to_int8(w_in, k_in).reshape(-1), channel, pops[0].frac_bits - k_in - INPUT_BITS)
     return IntegerL2MU(tuple(pops), tuple(projections), inp)
