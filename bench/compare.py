@@ -37,7 +37,7 @@ from bench.contender import Contender, accuracy, time_decisions  # noqa: E402
 from bench.protocol import (  # noqa: E402
     AUGMENT_DEG, FS_HZ, FULL, HOP, QUICK, SEED, WINDOW, Data, Fold, Settings, folds, load_data)
 from bench.summary import OURS, device_estimates, ratios, summarise_model  # noqa: E402
-from training.errors import HarError  # noqa: E402
+from training.errors import ExitCode, HarError  # noqa: E402
 from training.sources import DEFAULT_DATA  # noqa: E402
 
 PEERS = ("lstm", "cnn", "forest", "onnx_l2mu")  # modules in bench/peers/
@@ -149,7 +149,8 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
     except KeyboardInterrupt:
         interrupted = True
         if not fold_records:
-            raise HarError("interrupted before the first fold finished: nothing to report", 130) from None
+            raise HarError("interrupted before the first fold finished: nothing to report",
+                           ExitCode.INTERRUPTED) from None
         console.print(f"[yellow]interrupted: reporting the {len(fold_records)} finished folds[/]")
     keys = [r["key"] for r in fold_records[0]["models"]]
     models = [summarise_model([m for f in fold_records for m in f["models"] if m["key"] == key], samples[key])
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(summary_text(result))
     console.print(f"wrote {out.markdown}, {out.json}, {out.png} in {result['seconds']:.0f} s")
-    return 130 if result["interrupted"] else 0
+    return ExitCode.INTERRUPTED if result["interrupted"] else ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class Contender:
 
 def accuracy(c: Contender, test_x: np.ndarray, test_y: np.ndarray, classes: list[str]) -> dict:
     m = classification_metrics(test_y, np.asarray(c.predict(test_x)), classes)
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "windows": m["windows"]}
+    return {"accuracy": m.accuracy, "macro_f1": m.macro_f1, "windows": m.windows}
 
 
 def time_decisions(contenders: list[Contender], windows: np.ndarray, warmup: int = 5) -> dict[str, list[float]]:

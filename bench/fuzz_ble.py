@@ -250,12 +250,12 @@ def with_lif_step_model(run, folder: Path):
 
     from step_model_fixture import build_int8_step_model, lif_weights
 
-    from training.run_dir import open_run
+    from training.run_dir import INT8_MODEL, open_run
 
     shutil.copytree(run.path, folder)
     calibration = np.random.default_rng(1).normal(size=(16, 40, 6)).astype(np.float32)
     model = build_int8_step_model(lif_weights(n_classes=len(run.classes)), calibration)
-    (folder / "model_int8.tflite").write_bytes(model)
+    (folder / INT8_MODEL).write_bytes(model)
     return open_run(folder)
 
 

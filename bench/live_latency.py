@@ -34,16 +34,16 @@ def fixture_run(folder: Path) -> Path:
 
     from training.config import L2MUConfig
     from training.normalization import Normalization
-    from training.run_dir import write_json
+    from training.run_dir import CONFIG, INT8_MODEL, NORMALIZATION, write_json
     from training.sources import load_dataset
 
     data = load_dataset("seglearn")
     norm = Normalization.fit(np.concatenate([r.samples for r in data.recordings[:20]]))
     calibration = norm.apply(np.stack([r.samples[:40] for r in data.recordings[:16]]))
     weights = lif_weights(n_classes=len(data.classes))
-    (folder / "model_int8.tflite").write_bytes(build_int8_step_model(weights, calibration))
-    norm.save(folder / "normalization.json")
-    write_json(folder / "config.json", {
+    (folder / INT8_MODEL).write_bytes(build_int8_step_model(weights, calibration))
+    norm.save(folder / NORMALIZATION)
+    write_json(folder / CONFIG, {
         "model": L2MUConfig(n_classes=len(data.classes)).to_dict(),
         "data": {"spec": "seglearn", "classes": data.classes, "fs_hz": 20.0, "window": 40, "hop": 20},
         "split": {"train": [], "val": [], "test": ["6", "7"]}})
@@ -95,6 +95,8 @@ def live_cpu(run_path: Path, seconds: float) -> dict:
 
 
 def main() -> None:
+    from training.run_dir import INT8_MODEL
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", type=Path, help="run directory with model_int8.tflite")
     parser.add_argument("--fixture", action="store_true", help="use the tests' int8 LIF step model")
@@ -105,7 +107,7 @@ def main() -> None:
         parser.error("give a RUN directory or --fixture")
     with tempfile.TemporaryDirectory() as tmp:
         run_path = fixture_run(Path(tmp)) if args.fixture else args.run
-        model_path = run_path / "model_int8.tflite"
+        model_path = run_path / INT8_MODEL
         if not model_path.is_file():
             parser.error(f"{model_path} not found: run `har train --compress int8` or use --fixture")
         from training.run_dir import open_run

@@ -1,5 +1,5 @@
 """Ours: the L2MU of one fold, trained, pruned and converted by `har train --compress int8` itself
-(training.pipeline.run_training with the fold's test and validation subjects), as three contenders: the float
+(har_app.train_job.run_train_job with the fold's test and validation subjects), as three contenders: the float
 model in torch, and the int8 streaming step on LiteRT and on the TensorFlow Lite Micro interpreter."""
 
 from __future__ import annotations
@@ -10,25 +10,27 @@ from rich.console import Console
 from bench.contender import Contender, Workload
 from bench.protocol import AUGMENT_DEG, BATCH_SIZE, LR, SEED, WINDOW, Data, Fold, Settings
 from deploy.opcount import step_ops
-from training.errors import HarError
-from training.run_dir import Run, open_run
+from training.errors import ExitCode, HarError
+from training.run_dir import INT8_MODEL, WEIGHTS, Run, open_run
 
 
 def train(fold: Fold, data: Data, settings: Settings, all_subjects: bool, console: Console) -> dict:
     """`har train --compress int8` on the fold's split; sets `fold.l2mu_run`. Returns the training result."""
-    from training.pipeline import TrainRequest, run_training
+    from har_app.train_job import run_train_job
+    from training.pipeline import TrainRequest
 
     req = TrainRequest(data=data.spec, subjects=None if all_subjects else data.subjects,
                        test_subjects=fold.split.test, val_subjects=fold.split.val, epochs=settings.epochs,
                        patience=settings.patience, batch_size=BATCH_SIZE, lr=LR, seed=SEED, augment_deg=AUGMENT_DEG,
                        compress="int8", finetune_epochs=settings.finetune_epochs,
                        calibration_windows=settings.calibration_windows, runs_dir=fold.workdir, name="l2mu")
-    result = run_training(req, console)
+    result = run_train_job(req, console)
     if result["training"]["interrupted"] or "int8" not in result["stages"]:
-        raise KeyboardInterrupt  # run_training keeps what it finished on Ctrl-C; this fold is incomplete
+        raise KeyboardInterrupt  # run_train_job keeps what it finished on Ctrl-C; this fold is incomplete
     run = open_run(result["run_dir"])
     if run.config["split"] != fold.split.to_dict() or not np.allclose(run.normalization.mean, fold.norm.mean):
-        raise HarError(f"fold {fold.index + 1}: the L2MU run's split or normalisation differs from the benchmark's", 1)
+        raise HarError(f"fold {fold.index + 1}: the L2MU run's split or normalisation differs from the benchmark's",
+                       ExitCode.FAILURE)
     fold.l2mu_run = run.path
     return result
 
@@ -56,7 +58,7 @@ def _float_contender(run: Run, result: dict, step: dict) -> Contender:
 
     return Contender("l2mu_float", "L2MU float", ours=True, runtime="torch", format="float32 safetensors",
                      decide=decide, predict=lambda zs: predict_counts(model, zs).argmax(1),
-                     params=result["model"]["params"], model_bytes=(run.path / "weights.safetensors").stat().st_size,
+                     params=result["model"]["params"], model_bytes=(run.path / WEIGHTS).stat().st_size,
                      arena_bytes=None, macs=stage["effective_macs_per_window"],
                      acs=stage["effective_acs_per_window"], dense_macs=step["macs"] * WINDOW, workload=None,
                      epochs=result["training"]["epochs_run"],
@@ -68,7 +70,7 @@ def _int8_contender(run: Run, result: dict, step: dict, runtime: str, emulated: 
     from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
     from deploy.tflite_model import inspect_step_model
 
-    model = (run.path / "model_int8.tflite").read_bytes()
+    model = (run.path / INT8_MODEL).read_bytes()
     info = inspect_step_model(model)
     lane = LiteRTStep(model, num_threads=1) if runtime == "LiteRT" else TFLMStep(model)
     stages = result["stages"]
@@ -96,7 +98,7 @@ def _emulated(run: Run, result: dict, test_x: np.ndarray) -> dict | None:
     from deploy.step_runtimes import TFLMStep
     from deploy.tflite_model import inspect_step_model
 
-    model = (run.path / "model_int8.tflite").read_bytes()
+    model = (run.path / INT8_MODEL).read_bytes()
     info = inspect_step_model(model)
     io = TFLMStep(model).io
     q = np.array([[io.quantize(x)[0] for x in z] for z in test_x[:WINDOWS]])

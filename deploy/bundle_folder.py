@@ -19,13 +19,13 @@ from pathlib import Path
 from training.errors import HarError
 from training.validate import check_parent_folder
 
-MANIFEST = "report.json"
+REPORT = "report.json"  # the bundle's report (deploy/report.py) and its manifest: written last, lists every entry
 
 
 def bundle_entries(folder: Path) -> set[str] | None:
     """The top-level names an earlier bundle's manifest lists, or None when `folder` holds no har bundle."""
     try:
-        report = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        report = json.loads((folder / REPORT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     files = report.get("files") if isinstance(report, dict) else None
@@ -66,7 +66,7 @@ def publish_bundle(staging: Path, out: Path) -> None:
     if not out.exists():
         staging.rename(out)
     elif not any(out.iterdir()):
-        for entry in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):  # the manifest last
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == REPORT):  # the manifest last
             entry.rename(out / entry.name)
         staging.rmdir()
     else:

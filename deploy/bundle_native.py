@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from deploy.bundle_folder import check_out_folder, staged_bundle
+from deploy.bundle_folder import REPORT, check_out_folder, staged_bundle
 from deploy.energy import estimate_energy_per_decision, latency_from_instructions
 from deploy.integer.codegen import model_sources
 from deploy.integer.firmware import write_sources
@@ -19,14 +19,12 @@ from deploy.integer.model import INPUT_BITS
 from deploy.integer.stage import integer_weights_file, load_integer_model
 from deploy.profiles import DeviceProfile
 from training.atomic import write_text
-from training.errors import HarError
-from training.run_dir import Run, latest_run, open_run, write_json
+from training.errors import ExitCode, HarError
+from training.run_dir import DEPLOY_DIR, Run, latest_run, open_run, write_json
 
 TEMPLATE = resources.files("deploy") / "templates" / "native"
 STATIC_FILES = ("main.c", "Makefile", "README.md")
 CONFIG_HEADER = "har_config.h"
-REPORT = "report.json"
-DOES_NOT_FIT = 3
 
 
 def config_header(run: Run) -> str:
@@ -56,10 +54,11 @@ def write_native_project(folder: Path, run: Run, sources) -> list[str]:
 def make_project(folder: Path) -> None:
     """Build the project with its own Makefile (arm-none-eabi-gcc, -Werror)."""
     if shutil.which("make") is None or shutil.which("arm-none-eabi-gcc") is None:
-        raise HarError("--verify needs make and arm-none-eabi-gcc: run `make system-deps`", DOES_NOT_FIT)
+        raise HarError("--verify needs make and arm-none-eabi-gcc: run `make system-deps`", ExitCode.DOMAIN)
     done = subprocess.run(["make", "-s", "-C", str(folder), "all"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise HarError(f"the generated project does not build: {(done.stderr.strip().splitlines() or ['?'])[0]}", 1)
+        raise HarError(f"the generated project does not build: {(done.stderr.strip().splitlines() or ['?'])[0]}",
+                       ExitCode.FAILURE)
     subprocess.run(["make", "-s", "-C", str(folder), "clean"], capture_output=True, check=True)
 
 
@@ -74,12 +73,13 @@ def fit_report(profile: DeviceProfile, measured: dict) -> dict:
 
 def deploy_native(req, profile: DeviceProfile, console: Console) -> dict:
     if profile.bundle != "mcu":
-        raise HarError(f"--runtime native builds MCU projects; {profile.name} takes a {profile.bundle} bundle", 2)
+        raise HarError(f"--runtime native builds MCU projects; {profile.name} takes a {profile.bundle} bundle",
+                       ExitCode.USAGE)
     run = open_run(req.run if req.run is not None else latest_run(req.runs_dir))
     weights = integer_weights_file(run)
     model = load_integer_model(run, weights)
     sources = model_sources(model)
-    out = check_out_folder(Path(req.out) if req.out is not None else run.path / "deploy" / f"{profile.name}-native")
+    out = check_out_folder(Path(req.out) if req.out is not None else run.path / DEPLOY_DIR / f"{profile.name}-native")
     with staged_bundle(out) as staging:
         files = write_native_project(staging, run, sources)
         measured = fit = latency = energy = None
@@ -99,7 +99,7 @@ def deploy_native(req, profile: DeviceProfile, console: Console) -> dict:
             if not fit["fits"]:
                 raise HarError(f"the native engine does not fit {profile.name}: {fit['flash_bytes']:,} B flash of "
                                f"{profile.flash_bytes:,}, {fit['ram_bytes']:,} B RAM of {profile.ram_bytes:,}",
-                               DOES_NOT_FIT)
+                               ExitCode.DOMAIN)
             latency = latency_from_instructions(profile, measured)
             energy = estimate_energy_per_decision(profile, latency["per_decision"], False)
         result = {

@@ -11,14 +11,14 @@ import numpy as np
 from rich.console import Console
 
 from training.atomic import atomic_path, write_bytes, write_text
-from training.errors import HarError
-from training.run_dir import open_run
+from training.errors import ExitCode, HarError
+from training.run_dir import (FP32_MODEL, INT8_C_ARRAY, INT8_C_HEADER, INT8_C_SOURCE, INT8_MODEL, PRUNED_WEIGHTS,
+                              QUANTIZATION_REPORT, WEIGHTS, open_run)
+from training.run_metrics import Int8Metrics, Int8Quantization, IntegerMetrics, PrunedMetrics
 from training.splits import SubjectSplit
 from training.windowing import Windows
 
-PRUNED_WEIGHTS = "weights_pruned.safetensors"
 CALIBRATION_WINDOWS = 128
-C_ARRAY = "model_int8"  # model_int8.cc / model_int8.h
 
 
 def _counts_torch(run, weights_file: str, x: np.ndarray) -> np.ndarray:
@@ -36,7 +36,8 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a.argmax(1) == b.argmax(1)))
 
 
-def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epochs: int, console: Console) -> dict:
+def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epochs: int,
+                console: Console) -> PrunedMetrics:
     from safetensors.numpy import load_file, save_file
 
     from deploy.prune import prune_and_finetune
@@ -47,29 +48,31 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
     norm = run.normalization
     train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
     cfg = L2MUConfig.from_dict(run.config["model"])
-    weights = load_file(str(run.path / "weights.safetensors"))
+    weights = load_file(str(run.path / WEIGHTS))
     t0 = time.time()
     with console.status("pruning and fine-tuning") as status:
-        result = prune_and_finetune(cfg, weights, norm.apply(train.x), train.y, norm.apply(val.x), val.y, sparsity, epochs,
-                                    seed=run.config["train"]["seed"], on_epoch=lambda e: status.update(
+        result = prune_and_finetune(cfg, weights, train.x, train.y, norm.apply(val.x), val.y, sparsity, norm.apply,
+                                    run.config["train"]["augment_deg"], epochs, seed=run.config["train"]["seed"],
+                                    on_epoch=lambda e: status.update(
                                         f"pruning and fine-tuning: epoch {e['epoch']}, val acc {e['val_accuracy']:.3f}"))
     for name, reached in result.sparsity.items():
         # below target means the schedule never fired (docs/toolchain.md); above it is fine: weights that never
         # received a gradient (e_m starts at zero) were already exactly zero. A matrix of n weights can only reach
         # multiples of 1/n, and the mask rounds the count down.
         if reached < sparsity - 1.0 / weights[f"{name}.weight"].size - 1e-9:
-            raise HarError(f"pruning reached {reached:.3f} sparsity in {name}, below the target {sparsity}", 1)
+            raise HarError(f"pruning reached {reached:.3f} sparsity in {name}, below the target {sparsity}",
+                           ExitCode.FAILURE)
     with atomic_path(run.path / PRUNED_WEIGHTS) as tmp:
         save_file(result.weights, str(tmp))
     metrics, _ = evaluate(load_model(run, PRUNED_WEIGHTS), Windows(norm.apply(test.x), test.y, test.subjects),
                           run.classes)
-    metrics.update({"sparsity": result.overall, "sparsity_per_layer": result.sparsity, "target_sparsity": sparsity,
-                    "finetune_epochs": len(result.history), "seconds": round(time.time() - t0, 1)})
-    return metrics
+    return PrunedMetrics(**vars(metrics), sparsity=result.overall, sparsity_per_layer=result.sparsity,
+                         target_sparsity=sparsity, finetune_epochs=len(result.history),
+                         seconds=round(time.time() - t0, 1))
 
 
 def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
-               calibration_windows: int = CALIBRATION_WINDOWS) -> dict:
+               calibration_windows: int = CALIBRATION_WINDOWS) -> Int8Metrics:
     from safetensors.numpy import load_file
 
     from deploy.c_export import model_header, model_source
@@ -92,66 +95,69 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
         int8 = convert_step(module, norm.apply(train.x[pick]))
     info = inspect_step_model(int8)
     require_tflm_ops(info.ops)
-    write_bytes(run.path / "model_fp32.tflite", fp32)
-    write_bytes(run.path / "model_int8.tflite", int8)
+    write_bytes(run.path / FP32_MODEL, fp32)
+    write_bytes(run.path / INT8_MODEL, int8)
     x = norm.apply(test.x)
     with console.status(f"verifying on {len(x)} test windows: float, LiteRT int8, TFLM int8; measuring the arena"):
         float_counts = _counts_torch(run, weights_file, x)
         litert = window_counts(LiteRTStep(int8), x)
         tflm = window_counts(TFLMStep(int8), x)
         arena = measure_arena(int8)
-    write_text(run.path / f"{C_ARRAY}.cc", model_source(int8, C_ARRAY, f"{C_ARRAY}.h"))
-    write_text(run.path / f"{C_ARRAY}.h", model_header(C_ARRAY, run, info, arena))
-    stage = {
-        "accuracy_float": _accuracy(float_counts, test.y),
-        "accuracy_litert": _accuracy(litert, test.y),
-        "accuracy_tflm": _accuracy(tflm, test.y),
-        "agreement_with_float": _agreement(litert, float_counts),
-        "agreement_tflm_with_float": _agreement(tflm, float_counts),
-        "agreement_litert_tflm": _agreement(litert, tflm),
-        "windows": len(x),
-        "tflite_bytes": len(int8),
-        "gzip_bytes": len(gzip.compress(int8, 9)),
-        "fp32_tflite_bytes": len(fp32),
-        "tflm_arena_bytes": arena.min_arena_bytes,
-        "ops": list(info.ops),
-        "calibration_windows": len(pick),
-        "quantization": {"input_scale": info.input_quant.scale, "input_zero_point": info.input_quant.zero_point,
-                         "output_scale": info.output_quant.scale, "output_zero_point": info.output_quant.zero_point},
-        "weights": weights_file,
-        "seconds": round(time.time() - t0, 1),
-    }
-    write_text(run.path / "quantization_report.md", quantization_report(stage))
+    write_text(run.path / INT8_C_SOURCE, model_source(int8, INT8_C_ARRAY, INT8_C_HEADER))
+    write_text(run.path / INT8_C_HEADER, model_header(INT8_C_ARRAY, run, info, arena))
+    stage = Int8Metrics(
+        accuracy_float=_accuracy(float_counts, test.y),
+        accuracy_litert=_accuracy(litert, test.y),
+        accuracy_tflm=_accuracy(tflm, test.y),
+        agreement_with_float=_agreement(litert, float_counts),
+        agreement_tflm_with_float=_agreement(tflm, float_counts),
+        agreement_litert_tflm=_agreement(litert, tflm),
+        windows=len(x),
+        tflite_bytes=len(int8),
+        gzip_bytes=len(gzip.compress(int8, 9)),
+        fp32_tflite_bytes=len(fp32),
+        tflm_arena_bytes=arena.min_arena_bytes,
+        ops=list(info.ops),
+        calibration_windows=len(pick),
+        quantization=Int8Quantization(input_scale=info.input_quant.scale, input_zero_point=info.input_quant.zero_point,
+                                      output_scale=info.output_quant.scale,
+                                      output_zero_point=info.output_quant.zero_point),
+        weights=weights_file,
+        seconds=round(time.time() - t0, 1),
+    )
+    write_text(run.path / QUANTIZATION_REPORT, quantization_report(stage))
     return stage
 
 
-def quantization_report(s: dict) -> str:
-    q = s["quantization"]
+def quantization_report(s: Int8Metrics) -> str:
+    q = s.quantization
     return "\n".join([
         "# Quantisation report", "",
         "Full-integer int8 conversion of the single-step stateful L2MU graph (state in resource variables, "
         "float32 at rest, int8 arithmetic), builtin ops only.", "",
-        f"- Weights: `{s['weights']}`; calibration: {s['calibration_windows']} training windows fed in time order, "
+        f"- Weights: `{s.weights}`; calibration: {s.calibration_windows} training windows fed in time order, "
         "state zeroed at each window start.",
-        f"- Input: int8, scale {q['input_scale']:.6g}, zero point {q['input_zero_point']}; output spikes: int8, "
-        f"scale {q['output_scale']:.6g}, zero point {q['output_zero_point']}.",
-        f"- Ops: {', '.join(s['ops'])} (all TFLM builtins).",
-        f"- Size: {s['tflite_bytes']:,} B int8 ({s['gzip_bytes']:,} B gzip), {s['fp32_tflite_bytes']:,} B fp32; "
-        f"TFLM arena {s['tflm_arena_bytes']:,} B (smallest arena in which tflite_micro allocates, invokes, resets "
+        f"- Input: int8, scale {q.input_scale:.6g}, zero point {q.input_zero_point}; output spikes: int8, "
+        f"scale {q.output_scale:.6g}, zero point {q.output_zero_point}.",
+        f"- Ops: {', '.join(s.ops)} (all TFLM builtins).",
+        f"- Size: {s.tflite_bytes:,} B int8 ({s.gzip_bytes:,} B gzip), {s.fp32_tflite_bytes:,} B fp32; "
+        f"TFLM arena {s.tflm_arena_bytes:,} B (smallest arena in which tflite_micro allocates, invokes, resets "
         "and invokes again).",
         "", "| on the test windows | accuracy | per-window agreement with float |", "|---|---|---|",
-        f"| float (torch, same weights) | {s['accuracy_float']:.4f} | 1 |",
-        f"| int8, LiteRT | {s['accuracy_litert']:.4f} | {s['agreement_with_float']:.4f} |",
-        f"| int8, TFLM | {s['accuracy_tflm']:.4f} | {s['agreement_tflm_with_float']:.4f} |", "",
-        f"LiteRT and TFLM agree on {s['agreement_litert_tflm']:.4f} of windows: their int8 FULLY_CONNECTED "
+        f"| float (torch, same weights) | {s.accuracy_float:.4f} | 1 |",
+        f"| int8, LiteRT | {s.accuracy_litert:.4f} | {s.agreement_with_float:.4f} |",
+        f"| int8, TFLM | {s.accuracy_tflm:.4f} | {s.agreement_tflm_with_float:.4f} |", "",
+        f"LiteRT and TFLM agree on {s.agreement_litert_tflm:.4f} of windows: their int8 FULLY_CONNECTED "
         "rounding differs by up to 1 LSB, and a 1-LSB membrane change can flip a spike.", "",
     ])
 
 
-def compress_run(run_dir: Path, windows: Windows, split: SubjectSplit, req, console: Console) -> dict:
-    """Run the compression `req` (a TrainRequest) asks for on a finished run; returns the stages to add."""
+def compress_run(run_dir: Path, windows: Windows, split: SubjectSplit, req,
+                 console: Console) -> dict[str, PrunedMetrics | Int8Metrics | IntegerMetrics]:
+    """Run the compression `req` (a TrainRequest) asks for on a trained run; returns the stages to add to its
+    metrics (training.run_metrics.Stages fields: pruned, int8, integer)."""
     run = open_run(run_dir)
-    stages, weights_file = {}, "weights.safetensors"
+    stages, weights_file = {}, WEIGHTS
     if req.compress in ("prune", "int8") and req.sparsity > 0:
         stages["pruned"] = prune_stage(run, windows, split, req.sparsity, req.finetune_epochs, console)
         weights_file = PRUNED_WEIGHTS

@@ -24,9 +24,9 @@ from deploy.har_contract import (
 )
 from deploy.tflite_model import StepModelInfo, inspect_step_model
 from training.atomic import write_text
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.recordings import CHANNELS, UNITS
-from training.run_dir import Run
+from training.run_dir import INT8_MODEL, Run
 
 # The network's output is a Heaviside spike, exactly 0 or 1 in float; int8 dequantises it to about 0 or 1, so the
 # midpoint tells them apart (docs/deployment-contract.md, "spike rule").
@@ -47,14 +47,16 @@ def _quant(q) -> Quantization:
 def build_contract(run: Run, model: bytes | None = None, info: StepModelInfo | None = None) -> DeploymentContract:
     """The contract of a run and its step model (default: the run's model_int8.tflite; without one, float I/O)."""
     if info is None:
-        path = run.path / "model_int8.tflite"
+        path = run.path / INT8_MODEL
         if model is None and path.is_file():
             model = path.read_bytes()
         info = inspect_step_model(model) if model is not None else None
     if info is not None and info.input_shape[-1] != len(CHANNELS):
-        raise HarError(f"the step model takes {info.input_shape[-1]} channels; the contract has {len(CHANNELS)}", 1)
+        raise HarError(f"the step model takes {info.input_shape[-1]} channels; the contract has {len(CHANNELS)}",
+                       ExitCode.FAILURE)
     if info is not None and info.output_shape[-1] != len(run.classes):
-        raise HarError(f"the step model has {info.output_shape[-1]} outputs; the run has {len(run.classes)} classes", 1)
+        raise HarError(f"the step model has {info.output_shape[-1]} outputs; the run has {len(run.classes)} classes",
+                       ExitCode.FAILURE)
     return DeploymentContract(
         run=run.path.name,
         channels=tuple(Channel(c, u) for c, u in zip(CHANNELS, UNITS)),
@@ -78,7 +80,8 @@ def require_bundle_can_run(contract: DeploymentContract, bundle: str) -> None:
     """The bundle templates (Linux runner, Kotlin classifier, TFLM firmware) run the per-window reset rule only."""
     if contract.reset_rule != RESET_RULE:
         raise HarError(f"{bundle} bundles run the reset rule {RESET_RULE!r}, but run {contract.run} needs "
-                       f"{contract.reset_rule!r} (a `har train --stream` run): classify it with `har live`", 3)
+                       f"{contract.reset_rule!r} (a `har train --stream` run): classify it with `har live`",
+                       ExitCode.DOMAIN)
 
 
 def write_contract(folder: Path, contract: DeploymentContract) -> str:
@@ -92,4 +95,4 @@ def read_bundle_contract(folder: Path) -> DeploymentContract:
     try:
         return load_contract(Path(folder) / MANIFEST)
     except ContractError as exc:
-        raise HarError(str(exc), 2) from None
+        raise HarError(str(exc), ExitCode.USAGE) from None

@@ -4,11 +4,8 @@ inside them) plus the profile's stack allowance; storage: the model plus the pro
 from __future__ import annotations
 
 from deploy.profiles import DeviceProfile
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.run_dir import Run, lanes_needed
-
-DOES_NOT_FIT = 3  # exit code of a model that exceeds the device's budget
-
 
 def lane_count(run: Run) -> int:
     """Overlapping windows of the run, each with its own state copy."""
@@ -53,4 +50,5 @@ def require_fit(profile: DeviceProfile, fit: dict) -> None:
         problems.append(f"flash {fit['flash_bytes']:,} B needed ({fit['model_bytes']:,} B model + "
                         f"{fit['code_bytes']:,} B code) > {fit['flash_available']:,} B")
     if problems:
-        raise HarError(f"the model does not fit {profile.name} ({profile.path}): {'; '.join(problems)}", DOES_NOT_FIT)
+        raise HarError(f"the model does not fit {profile.name} ({profile.path}): {'; '.join(problems)}",
+                       ExitCode.DOMAIN)

@@ -8,7 +8,7 @@ import numpy as np
 
 from deploy.har_contract import decide
 from deploy.step_runtimes import LiteRTStep, TFLMStep
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.run_dir import Run
 
 
@@ -22,7 +22,7 @@ def held_out_windows(run: Run, limit: int) -> tuple[np.ndarray, list[str]]:
     dataset = load_dataset(data["spec"], data.get("activities")).only_subjects(run.config["split"]["test"])
     windows = make_windows(dataset, run.fs_hz, run.window, run.hop)
     if len(windows) == 0:
-        raise HarError(f"the run's test subjects have no windows in {data['spec']}", 1)
+        raise HarError(f"the run's test subjects have no windows in {data['spec']}", ExitCode.FAILURE)
     pick = np.unique(np.linspace(0, len(windows) - 1, min(limit, len(windows))).round().astype(int))
     return windows.x[pick], [dataset.classes[i] for i in windows.y[pick]]
 

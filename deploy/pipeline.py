@@ -11,19 +11,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.bundle_folder import check_out_folder, staged_bundle
+from deploy.bundle_folder import REPORT, check_out_folder, staged_bundle
 from deploy.bundle_linux import RUNNER, default_remote_dir
 from deploy.energy import estimate_energy_per_decision, estimate_latency, snn_synop_energy
 from deploy.fit import check_fit, lane_count, require_fit
 from deploy.opcount import step_ops
 from deploy.profiles import DeviceProfile, load_profile, load_profile_file
+from deploy.report import (ArenaSummary, BundleModel, DeployReport, DeviceSummary, Estimate, FitCheck, Latency,
+                           ParityCheck)
 from deploy.tflite_model import StepModelInfo, inspect_step_model
 from deploy.tflm_ops import require_tflm_ops
-from training.errors import HarError
-from training.run_dir import Run, latest_run, open_run, write_json
+from training.errors import ExitCode, HarError
+from training.run_dir import DEPLOY_DIR, INT8_MODEL, Run, latest_run, open_run, write_json
 
-INT8_MODEL = "model_int8.tflite"
-REPORT = "report.json"
 LOCAL_BENCHMARK_TIMEOUT_S = 300
 
 
@@ -67,40 +67,43 @@ def benchmark_locally(folder: Path, runs: int) -> dict:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=LOCAL_BENCHMARK_TIMEOUT_S)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise HarError(f"the bundle's runner failed on this machine: {last}", 1)
+        raise HarError(f"the bundle's runner failed on this machine: {last}", ExitCode.FAILURE)
     return {**json.loads(done.stdout.strip().splitlines()[-1])["benchmark"], "host": "localhost"}
 
 
-def latency_report(profile: DeviceProfile, ops: dict, run: Run, benchmark: dict | None) -> dict:
+def latency_report(profile: DeviceProfile, ops: dict, run: Run, benchmark: dict | None) -> Latency:
     if benchmark is None:
-        return estimate_latency(profile, ops, run.window)
-    return {
-        "per_sample": benchmark["per_step_us"]["median"],
-        "per_decision": benchmark["per_decision_us"]["median"],
-        "estimate": False,
-        "basis": (f"measured on {benchmark['host']} ({benchmark['machine']}, {benchmark['runtime']}, "
-                  f"{benchmark['threads']} thread): median of {benchmark['runs']} decisions after warm-up; a decision "
-                  f"= {run.hop} samples x {lane_count(run)} lanes with window resets"),
-        "p99_per_sample": benchmark["per_step_us"]["p99"],
-        "p99_per_decision": benchmark["per_decision_us"]["p99"],
-    }
+        return Latency.from_json(estimate_latency(profile, ops, run.window))
+    return Latency(
+        per_sample=benchmark["per_step_us"]["median"],
+        per_decision=benchmark["per_decision_us"]["median"],
+        estimate=False,
+        basis=(f"measured on {benchmark['host']} ({benchmark['machine']}, {benchmark['runtime']}, "
+               f"{benchmark['threads']} thread): median of {benchmark['runs']} decisions after warm-up; a decision "
+               f"= {run.hop} samples x {lane_count(run)} lanes with window resets"),
+        p99_per_sample=benchmark["per_step_us"]["p99"],
+        p99_per_decision=benchmark["per_decision_us"]["p99"],
+    )
 
 
-def synop_report(run: Run) -> dict:
+def synop_report(run: Run) -> Estimate:
     float_stage = run.metrics.get("stages", {}).get("float", {})
     if "effective_macs_per_window" not in float_stage:
-        return {"value": None, "estimate": True, "basis": "the run's metrics.json has no stages.float workload metrics"}
-    return snn_synop_energy(float_stage["effective_macs_per_window"], float_stage["effective_acs_per_window"])
+        return Estimate(value=None, estimate=True, basis="the run's metrics.json has no stages.float workload metrics")
+    return Estimate.from_json(snn_synop_energy(float_stage["effective_macs_per_window"],
+                                               float_stage["effective_acs_per_window"]))
 
 
-def model_summary(info: StepModelInfo, ops: dict) -> dict:
-    return {"tflite_bytes": info.size_bytes, "ops": list(info.ops), "operators_per_step": info.main_operators,
-            "input_quantization": vars(info.input_quant), "output_quantization": vars(info.output_quant),
-            "state_variables": len(info.states), "state_bytes": info.state_bytes, "params": ops["parameters"],
-            "int8_macs_per_step": ops["macs"], "elementwise_per_step": ops["elementwise"]}
+def model_summary(info: StepModelInfo, ops: dict) -> BundleModel:
+    return BundleModel(tflite_bytes=info.size_bytes, ops=list(info.ops), operators_per_step=info.main_operators,
+                       input_quantization=info.input_quant, output_quantization=info.output_quant,
+                       state_variables=len(info.states), state_bytes=info.state_bytes, params=ops["parameters"],
+                       int8_macs_per_step=ops["macs"], elementwise_per_step=ops["elementwise"])
 
 
 def deploy(req: DeployRequest, console: Console) -> dict:
+    """Build, check and measure the bundle; returns report.json's JSON form (deploy/report.py DeployReport; the
+    native runtime's report: deploy/bundle_native.py)."""
     from deploy.tflm_arena_probe import measure_arena
 
     profile = resolve_profile(req)
@@ -124,7 +127,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
     run, model = load_run_model(req)
     info = inspect_step_model(model)
     ops = {**step_ops(run.config["model"]), "ops": info.main_operators}  # the real operator count of the graph
-    out = check_out_folder(Path(req.out) if req.out is not None else run.path / "deploy" / profile.name)
+    out = check_out_folder(Path(req.out) if req.out is not None else run.path / DEPLOY_DIR / profile.name)
     stages = ["TFLM arena", "fit", "bundle", "parity" if profile.bundle == "mcu" else None,
               "benchmark" if (req.host or profile.name == "host") and profile.bundle == "linux" else None,
               "firmware" if req.verify else None]
@@ -175,29 +178,30 @@ def deploy(req: DeployRequest, console: Console) -> dict:
             if profile.bundle == "mcu":
                 from deploy.firmware.stage import mcu_latency
 
-                latency = mcu_latency(profile, ops, run, model, measured)
+                latency = Latency.from_json(mcu_latency(profile, ops, run, model, measured))
             else:
                 latency = latency_report(profile, ops, run, benchmark)
-            result = {
-                "bundle": str(out),
-                "files": files + [REPORT],
-                "device": {"name": profile.name, "title": profile.title, "core": profile.core,
-                           "clock_mhz": profile.clock_mhz, "runtime": profile.runtime, "bundle": profile.bundle,
-                           "profile": profile.path},
-                "run": str(run.path),
-                "model": model_summary(info, ops),
-                "arena": {"min_arena_bytes": arena.min_arena_bytes, "recorded_bytes": arena.recorded_bytes,
-                          "arena_bytes": arena.arena_bytes, "margin": "10 %, 16-byte aligned",
-                          "measured_with": arena.basis},
-                "measured": measured.as_dict() if measured else None,
-                "fit": fit,
-                "parity": parity,
-                "benchmark": benchmark,
-                "latency_us": latency,
-                "energy_uj_per_decision": estimate_energy_per_decision(profile, latency["per_decision"],
-                                                                       not latency["estimate"]),
-                "snn_synop_energy_uj_per_window": synop_report(run),
-            }
+            report = DeployReport(
+                bundle=str(out),
+                files=files + [REPORT],
+                device=DeviceSummary(name=profile.name, title=profile.title, core=profile.core,
+                                     clock_mhz=profile.clock_mhz, runtime=profile.runtime, bundle=profile.bundle,
+                                     profile=profile.path),
+                run=str(run.path),
+                model=model_summary(info, ops),
+                arena=ArenaSummary(min_arena_bytes=arena.min_arena_bytes, recorded_bytes=arena.recorded_bytes,
+                                   arena_bytes=arena.arena_bytes, margin="10 %, 16-byte aligned",
+                                   measured_with=arena.basis),
+                measured=measured,
+                fit=FitCheck.from_json(fit),
+                parity=None if parity is None else ParityCheck.from_json(parity),
+                benchmark=benchmark,
+                latency_us=latency,
+                energy_uj_per_decision=Estimate.from_json(
+                    estimate_energy_per_decision(profile, latency.per_decision, not latency.estimate)),
+                snn_synop_energy_uj_per_window=synop_report(run),
+            )
+            result = report.to_json()
             write_json(staging / REPORT, result)
     return result
 

@@ -3,6 +3,11 @@
 The Keras twin runs a whole window by looping `tf_twin.l2mu_step` over T steps with the surrogate gradient.
 Each pruning wrapper advances its step counter once per call, and the unrolled window calls every layer T
 times per batch, so the polynomial schedule is expressed in wrapper calls (batches x T).
+
+The fine-tune sees the training loop's data (training/loop.py): raw SI windows, a fresh random wrist rotation and
+scale per window and epoch (`augment_deg` of the run), normalised after augmentation. It uses the run's learned
+neuron constants (beta, threshold per population), held fixed. It adds no current noise (docs/toolchain.md,
+"Pruning fine-tune").
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collections.abc import Callable
+
 from deploy.tf_twin import (BIASED, DENSE, a_b_matrix, channel_fn, dense_kernels, l2mu_step, neuron_params,
                             spike_atan, tf, zero_state)
+from training.augment import augment
 from training.config import L2MUConfig
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after tf_twin set TF_USE_LEGACY_KERAS)
@@ -44,7 +52,7 @@ class KerasL2MU(keras.Model):
 
     def call(self, x, training=None):
         layers = {n: (lambda v, n=n: self.dense(n)(v, training=training)) for n in self.names}
-        steps, x_time_major = x.shape[1], tf.transpose(x, (1, 0, 2))
+        steps, x_time_major = tf.shape(x)[1], tf.transpose(x, (1, 0, 2))
 
         def body(t, counts, state):
             s_o, state = l2mu_step(self.cfg, self.params, layers, self.channel, self.a_b_bar, x_time_major[t], state,
@@ -83,29 +91,58 @@ def layer_sparsity(weights: dict[str, np.ndarray]) -> tuple[dict[str, float], fl
     return per, zeros / total
 
 
+class AugmentedWindows(keras.utils.Sequence):
+    """Training batches as training/loop.py `fit` makes them: each epoch a seeded permutation of the raw windows,
+    a fresh augmentation of each (none if `augment_deg` is 0), then normalisation."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, normalize: Callable[[np.ndarray], np.ndarray],
+                 augment_deg: float, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.normalize, self.augment_deg = normalize, augment_deg
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        order = self.rng.permutation(len(self.x))
+        x = self.x[order]
+        x = augment(x, self.rng, self.augment_deg) if self.augment_deg > 0 else x
+        self.epoch_x, self.epoch_y = self.normalize(x).astype(np.float32), self.y[order]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.epoch_x[batch], self.epoch_y[batch]
+
+
 def prune_and_finetune(cfg: L2MUConfig, weights: dict[str, np.ndarray], x_train: np.ndarray, y_train: np.ndarray,
-                       x_val: np.ndarray, y_val: np.ndarray, sparsity: float, epochs: int = 12,
+                       x_val: np.ndarray, y_val: np.ndarray, sparsity: float,
+                       normalize: Callable[[np.ndarray], np.ndarray], augment_deg: float, epochs: int = 12,
                        batch_size: int = 128, lr: float = 5e-4, seed: int = 0,
                        on_epoch=lambda e: None) -> PruneResult:
     """Polynomial magnitude pruning to `sparsity` over the first 2/3 of fine-tuning, then fine-tune at it.
-    One `seed` fixes the shuffling (and every other TF random draw), with deterministic TF ops: the same run and seed
-    give the same pruned weights."""
+    `x_train` are raw SI windows (augmented, then normalised per epoch), `x_val` normalised ones. One `seed` fixes
+    the order and augmentation (and every TF random draw), with deterministic TF ops: the same run and seed give
+    the same pruned weights."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    batches = AugmentedWindows(x_train, y_train, batch_size, normalize, augment_deg, seed)
     steps = x_train.shape[1]
-    calls_per_epoch = math.ceil(len(x_train) / batch_size) * steps
+    calls_per_epoch = len(batches) * steps
     frequency = 2 * steps  # a mask update every two batches
     # The last update must fall on end_step, or the final sparsity stays one update short of the target.
     end = frequency * max(1, (2 * epochs * calls_per_epoch) // (3 * frequency))
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end, frequency=frequency)
     model = KerasL2MU(cfg, weights, schedule)
-    model(x_train[:1])  # builds the wrappers (their pruning_step variables) before UpdatePruningStep looks
+    model(x_val[:1])  # builds the wrappers (their pruning_step variables) before UpdatePruningStep looks
     model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     log = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch({"epoch": epoch + 1, **logs}))
-    hist = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
-                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), log], verbose=0, shuffle=True)
+    hist = model.fit(batches, epochs=epochs, validation_data=(x_val, y_val), shuffle=False,
+                     callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), log], verbose=0)
     pruned = model.pruned_weights(weights)
     per, overall = layer_sparsity(pruned)
     history = [dict(zip(hist.history, v)) for v in zip(*hist.history.values())]

@@ -14,9 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
-SSH_FAILURE = 4  # exit code: the board could not be reached, refused us, or the remote step failed
 HOST_SPEC = re.compile(r"^(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]{0,31})@)?"
                        r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
                        r"(?::(?P<port>[0-9]{1,5}))?$")
@@ -91,12 +90,12 @@ class SshSession:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S[step], stdin=subprocess.DEVNULL)
         except FileNotFoundError:
-            raise HarError(f"{argv[0]} not found: install the OpenSSH client", SSH_FAILURE) from None
+            raise HarError(f"{argv[0]} not found: install the OpenSSH client", ExitCode.SSH) from None
         except subprocess.TimeoutExpired:
-            raise HarError(f"{step} on {self.target} timed out after {TIMEOUT_S[step]} s", SSH_FAILURE) from None
+            raise HarError(f"{step} on {self.target} timed out after {TIMEOUT_S[step]} s", ExitCode.SSH) from None
         if done.returncode != 0:
             lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or [f"exit status {done.returncode}"]
-            raise HarError(f"{step} on {self.target} failed: {lines[-1]}", SSH_FAILURE)
+            raise HarError(f"{step} on {self.target} failed: {lines[-1]}", ExitCode.SSH)
         return done.stdout
 
     def run(self, remote_argv: list[str], step: str) -> str:
@@ -133,5 +132,5 @@ def push_and_benchmark(folder: Path, target: SshTarget, options: SshOptions, rem
     try:
         result = json.loads(out.strip().splitlines()[-1])["benchmark"]
     except (ValueError, KeyError, IndexError):
-        raise HarError(f"benchmark on {target} printed no result: {out.strip()[-200:]!r}", SSH_FAILURE) from None
+        raise HarError(f"benchmark on {target} printed no result: {out.strip()[-200:]!r}", ExitCode.SSH) from None
     return {**result, "host": str(target), "remote_dir": remote_dir, "install": install}

@@ -10,7 +10,7 @@ from deploy.contract import SPIKE_THRESHOLD
 from deploy.har_contract import Quantization, output_spikes, quantize_input
 from deploy.native_log import native_noise_filtered
 from deploy.tflite_model import RESET_SIGNATURE, STEP_SIGNATURE
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 
 class QuantizedIO:
@@ -69,7 +69,7 @@ class LiteRTStep(StepRuntime):
             it = Interpreter(model_content=model, num_threads=num_threads)
             self._step, self._zero = it.get_signature_runner(STEP_SIGNATURE), it.get_signature_runner(RESET_SIGNATURE)
         except (ValueError, RuntimeError) as exc:
-            raise HarError(f"not a valid har step model: {str(exc).splitlines()[0]}", 1) from None
+            raise HarError(f"not a valid har step model: {str(exc).splitlines()[0]}", ExitCode.FAILURE) from None
         x_t = self._step.get_input_details()["x_t"]
         self.io = QuantizedIO(x_t, self._step.get_output_details()["spikes"])
         self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
@@ -98,7 +98,7 @@ class TFLMStep(StepRuntime):
             kwargs = {"arena_size": arena_size} if arena_size else {}
             self.it = tflm.Interpreter.from_bytes(model, **kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise HarError(f"TFLM cannot load the model: {str(exc).splitlines()[0]}", 1) from None
+            raise HarError(f"TFLM cannot load the model: {str(exc).splitlines()[0]}", ExitCode.FAILURE) from None
         self.io = QuantizedIO(self.it.get_input_details(0), self.it.get_output_details(0))
 
     def reset(self) -> None:

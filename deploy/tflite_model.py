@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 STEP_SIGNATURE, RESET_SIGNATURE = "step", "zero_state"  # x_t -> spikes; flag -> done, zeroing every state variable
 TENSOR_TYPES = {0: ("float32", 4), 2: ("int32", 4), 6: ("bool", 1), 9: ("int8", 1), 7: ("int16", 2), 3: ("uint8", 1)}
@@ -79,11 +79,12 @@ def read_model(data: bytes):
     """The flatbuffer as the schema's object tree (ModelT); anything else raises HarError."""
     schema = _schema()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise HarError("not a .tflite model (no TFL3 identifier)", 1)
+        raise HarError("not a .tflite model (no TFL3 identifier)", ExitCode.FAILURE)
     try:
         return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as exc:  # the flatbuffer reader raises assorted errors on a damaged file
-        raise HarError(f"corrupt or truncated .tflite model ({len(data)} bytes; {type(exc).__name__})", 1) from None
+        raise HarError(f"corrupt or truncated .tflite model ({len(data)} bytes; {type(exc).__name__})",
+                       ExitCode.FAILURE) from None
 
 
 def _step_subgraph(model):
@@ -92,9 +93,10 @@ def _step_subgraph(model):
     missing = [name for name in (STEP_SIGNATURE, RESET_SIGNATURE) if name not in signatures]
     if missing:
         raise HarError(f"not a har step model: no {' or '.join(missing)} signature (re-export it with "
-                       "`har train --compress int8`)", 1)
+                       "`har train --compress int8`)", ExitCode.FAILURE)
     if signatures[STEP_SIGNATURE] != 0:
-        raise HarError(f"the step signature is subgraph {signatures[STEP_SIGNATURE]}, but TFLM invokes subgraph 0", 1)
+        raise HarError(f"the step signature is subgraph {signatures[STEP_SIGNATURE]}, but TFLM invokes subgraph 0",
+                       ExitCode.FAILURE)
     return model.subgraphs[0], tuple(sorted(signatures))
 
 
@@ -124,7 +126,7 @@ def inspect_step_model(data: bytes) -> StepModelInfo:
     main, signatures = _step_subgraph(model)
     if len(main.inputs) != 1 or len(main.outputs) != 1:
         raise HarError(f"expected a step model with one input and one output, got {len(main.inputs)} inputs and "
-                       f"{len(main.outputs)} outputs", 1)
+                       f"{len(main.outputs)} outputs", ExitCode.FAILURE)
     ops = sorted({op_name(op) for g in model.subgraphs for op in g.operators or []})
     tin, tout = main.tensors[main.inputs[0]], main.tensors[main.outputs[0]]
     return StepModelInfo(tuple(ops), len(main.operators), signatures, tuple(int(v) for v in tin.shape),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.atomic import write_bytes
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 ALIGN = 16
 MARGIN = 0.10  # the bundle's arena = measured minimum + 10 %, rounded up to 16 bytes
@@ -64,7 +64,7 @@ def measure_arena(model: bytes) -> ArenaMeasurement:
     result = re.search(rf"{RESULT} (\d+)", done.stdout)  # TFLM's own prints may share its line
     if done.returncode != 0 or not result:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise HarError(f"TFLM cannot run the model: {last}", 3)
+        raise HarError(f"TFLM cannot run the model: {last}", ExitCode.DOMAIN)
     min_arena = int(result.group(1))
     recorded = re.search(r"Arena allocation total (\d+) bytes", done.stdout + done.stderr)
     return ArenaMeasurement(min_arena, int(recorded.group(1)) if recorded else None, with_margin(min_arena))

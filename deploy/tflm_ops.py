@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 TFLM_KERNELS = frozenset({
     "ABS", "ADD", "ASSIGN_VARIABLE", "BATCH_MATMUL", "CALL_ONCE", "CAST", "CONCATENATION", "CONV_2D",
@@ -28,4 +28,5 @@ def resolver_method(op: str) -> str:
 def require_tflm_ops(ops: Iterable[str]) -> None:
     missing = sorted(set(ops) - TFLM_KERNELS)
     if missing:
-        raise HarError(f"TFLM has no kernel for {', '.join(missing)}: this model cannot run on an MCU", NO_TFLM_KERNEL)
+        raise HarError(f"TFLM has no kernel for {', '.join(missing)}: this model cannot run on an MCU",
+                       ExitCode.DOMAIN)

@@ -69,7 +69,8 @@ def train(
                                                         "never reset inside a stream, one lane when deployed."),
 ) -> None:
     """Fit the L2MU on real watch data and write a run directory (config, weights, metrics, plots, model card)."""
-    from training.pipeline import TrainRequest, run_training
+    from har_app.train_job import run_train_job
+    from training.pipeline import TrainRequest
 
     req = TrainRequest(
         data=data, activities=csv_list(activities), subjects=csv_list(subjects), fs_hz=rate, window=window, hop=hop,
@@ -88,7 +89,7 @@ def train(
         typed = {option_key.get(p, p) for p in ctx.params
                  if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE}
         req = apply_run_config(req, load_run_config(config), keep=typed)
-    result = run_training(req, err)
+    result = run_train_job(req, err)
     if json_out:
         print_json(result)
     else:
@@ -186,7 +187,7 @@ def devices(
     if json_out:
         print_json({"devices": [profile_dict(p) for p in profiles]})
     else:
-        from deploy.report import devices_table
+        from har_app.render import devices_table
 
         out.print(devices_table(profiles))
 
@@ -227,7 +228,7 @@ def deploy(
     if json_out or runtime is DeployRuntime.native:
         print_json(result)
     else:
-        from deploy.report import deploy_report
+        from har_app.render import deploy_report
 
         out.print(deploy_report(result))
 

@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 out = Console()  # data and results
 err = Console(stderr=True)  # messages, progress, errors
 
 
-def fail(message: str, code: int) -> typer.Exit:
+def fail(message: str, code: ExitCode) -> typer.Exit:
     err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -24,11 +24,11 @@ def fail(message: str, code: int) -> typer.Exit:
 # Input errors raised by libraries that only some commands import, matched by qualified class name so that this
 # module imports none of them: class -> (what the user got wrong, exit code).
 LIBRARY_INPUT_ERRORS = {
-    "dbus_fast.errors.InvalidAddressError": ("malformed D-Bus address in DBUS_SYSTEM_BUS_ADDRESS", 2),
+    "dbus_fast.errors.InvalidAddressError": ("malformed D-Bus address in DBUS_SYSTEM_BUS_ADDRESS", ExitCode.USAGE),
 }
 
 
-def library_input_error(exc: BaseException) -> tuple[str, int] | None:
+def library_input_error(exc: BaseException) -> tuple[str, ExitCode] | None:
     """(one line, exit code) when `exc` is a known library's verdict on the user's input, else None."""
     for cls in type(exc).__mro__:
         known = LIBRARY_INPUT_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
@@ -47,13 +47,13 @@ def cli_errors(fn: Callable) -> Callable:
         except HarError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except FileNotFoundError as exc:
-            raise fail(f"file not found: {exc.filename}", 2) from None
+            raise fail(f"file not found: {exc.filename}", ExitCode.USAGE) from None
         except PermissionError as exc:
-            raise fail(f"permission denied: {exc.filename}", 2) from None
+            raise fail(f"permission denied: {exc.filename}", ExitCode.USAGE) from None
         except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            raise fail(f"{exc.strerror}: {exc.filename}", 2) from None
+            raise fail(f"{exc.strerror}: {exc.filename}", ExitCode.USAGE) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+            raise fail("interrupted", ExitCode.INTERRUPTED) from None
         except Exception as exc:
             known = library_input_error(exc)
             if known is None:

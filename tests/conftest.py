@@ -20,7 +20,8 @@ def _train_tiny(runs_dir: Path, name: str, **compression) -> Path:
     fields of `har train --compress`."""
     import torch
 
-    from training.pipeline import TrainRequest, run_training
+    from har_app.train_job import run_train_job
+    from training.pipeline import TrainRequest
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -28,7 +29,7 @@ def _train_tiny(runs_dir: Path, name: str, **compression) -> Path:
                        val_subjects=["3"], epochs=4, lr=1e-2, batch_size=32,
                        model={"hidden_size": 16, "memory_size": 8}, runs_dir=runs_dir, name=name, **compression)
     try:
-        result = run_training(req, Console(stderr=True, quiet=True))
+        result = run_train_job(req, Console(stderr=True, quiet=True))
     finally:
         torch.set_num_threads(threads)
     return Path(result["run_dir"])

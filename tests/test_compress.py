@@ -77,14 +77,17 @@ def test_int8_ops_are_tflm_builtins_and_the_model_runs_in_tflm(compressed):
     assert interp.get_output(0).shape == (1, 3)
 
 
-def _test_windows(run: Path, n: int = 24) -> np.ndarray:
-    from training.run_dir import open_run
+def _raw_windows(n: int) -> np.ndarray:
     from training.sources import load_dataset
     from training.windowing import make_windows
 
-    r = open_run(run)
-    w = make_windows(load_dataset("seglearn", ["PEN", "ABD", "FEL"]).only_subjects(["4"]), 20.0, 40, 20)
-    return r.normalization.apply(w.x[:n])
+    return make_windows(load_dataset("seglearn", ["PEN", "ABD", "FEL"]).only_subjects(["4"]), 20.0, 40, 20).x[:n]
+
+
+def _test_windows(run: Path, n: int = 24) -> np.ndarray:
+    from training.run_dir import open_run
+
+    return open_run(run).normalization.apply(_raw_windows(n))
 
 
 def test_litert_and_tflm_agree_on_test_windows(compressed):
@@ -151,13 +154,36 @@ def test_pruning_fine_tune_is_deterministic_under_its_seed(tiny_run):
 
     run = open_run(tiny_run)
     cfg, weights = L2MUConfig.from_dict(run.config["model"]), load_file(str(tiny_run / "weights.safetensors"))
-    x = _test_windows(tiny_run, 48)
+    x = _raw_windows(48)  # raw SI: the fine-tune augments them (a random rotation per window), then normalises
     y = np.arange(len(x)) % cfg.n_classes
+    norm = run.normalization.apply
 
     def pruned(seed: int) -> dict[str, np.ndarray]:
-        return prune_and_finetune(cfg, weights, x[:32], y[:32], x[32:], y[32:], 0.5, epochs=1, batch_size=8,
-                                  seed=seed).weights
+        return prune_and_finetune(cfg, weights, x[:32], y[:32], norm(x[32:]), y[32:], 0.5, norm, 20.0, epochs=1,
+                                  batch_size=8, seed=seed).weights
 
     a, b, c = pruned(7), pruned(7), pruned(8)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_pruning_fine_tune_batches_are_augmented_like_training():
+    """Each epoch: a permutation of the windows, each rotated (norms of acc and gyro kept up to the +-10 % amplitude
+    scale) and then normalised; with augment_deg 0 the batches are the windows themselves, permuted."""
+    from deploy.prune import AugmentedWindows
+
+    x = _raw_windows(40).astype(np.float32)
+    y = np.arange(len(x))
+    plain = AugmentedWindows(x, y, 16, lambda v: v, 0.0, seed=3)
+    xs, ys = zip(*(plain[i] for i in range(len(plain))))
+    assert len(plain) == 3 and np.array_equal(np.concatenate(xs), x[np.concatenate(ys)])
+    rotated = AugmentedWindows(x, y, 40, lambda v: v, 20.0, seed=3)
+    first, order = rotated[0]
+    rotated.on_epoch_end()
+    second, order2 = rotated[0]
+    assert sorted(order) == list(range(40)) and not np.array_equal(order, order2)
+    for part in (slice(0, 3), slice(3, 6)):
+        ratio = np.linalg.norm(first[..., part], axis=-1) / np.linalg.norm(x[order][..., part], axis=-1)
+        assert np.all((ratio > 0.9 - 1e-4) & (ratio < 1.1 + 1e-4))
+        assert np.allclose(ratio, ratio[:, :1], rtol=1e-4)  # one scale per window
+    assert not np.allclose(first, x[order], atol=1e-3)

@@ -29,8 +29,8 @@ STRETCH = 120
 
 @pytest.fixture(scope="module")
 def stream_run(tmp_path_factory) -> Path:
-    """The tiny model of tests/conftest.py trained as a stream run: 5 epochs on 6 s stretches, 20 decisions (4
-    stretches) per batch, one torch thread (3 epochs at 8 stretches left the output population nearly silent)."""
+    """The tiny model of tests/conftest.py trained as a stream run: 5 windowed epochs, then 3 stream epochs on 6 s
+    stretches, 20 decisions (4 stretches) per batch, one torch thread."""
     from training.pipeline import TrainRequest, run_training
 
     threads = torch.get_num_threads()
@@ -38,7 +38,7 @@ def stream_run(tmp_path_factory) -> Path:
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
                        val_subjects=["3"], epochs=5, lr=1e-2, batch_size=20, model={"hidden_size": 16, "memory_size": 8},
                        runs_dir=tmp_path_factory.mktemp("stream-runs"), name="tiny-stream", stream=True,
-                       stream_settings={"stretch": STRETCH})
+                       stream_settings={"stretch": STRETCH, "finetune_epochs": 3, "finetune_lr": 2e-3})
     try:
         result = run_training(req, Console(stderr=True, quiet=True))
     finally:
@@ -72,6 +72,9 @@ def test_stream_run_trains_and_reports_every_hop(stream_run):
     assert metrics["training"]["best_epoch"] >= 1
     history = json.loads((stream_run / "history.json").read_text())["epochs"]
     assert all(np.isfinite(e["val_loss"]) and e["val_loss"] > 0 for e in history)
+    phases = [e["phase"] for e in history]  # windowed training first, then the stream fine-tune, numbered on
+    assert phases == sorted(phases, key=["windows", "streams"].index) and phases[-1] == "streams"
+    assert [e["epoch"] for e in history] == list(range(1, len(history) + 1))
     recs = load_dataset("seglearn", TINY_CLASSES).only_subjects([TINY_TEST_SUBJECT]).recordings
     n = sum(len(resample(r.samples, r.fs_hz, run.fs_hz)) for r in recs)
     hops = len(range(run.window, n + 1, run.hop))  # decisions at t + 1 = window, window + hop, ... <= n
@@ -150,3 +153,33 @@ def test_stream_with_compression_is_refused_in_one_line(tmp_path):
     proc = har("train", "--stream", "--compress", "int8", "--runs-dir", str(tmp_path), timeout=120)
     assert_one_line_error(proc, 2, "--stream with --compress")
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_a_fine_tune_keeps_its_start_unless_an_epoch_beats_it(tiny_run):
+    """run_epochs with the starting weights' validation accuracy: epochs that do not beat it leave the weights as
+    they were (best_epoch 0); without it the first epoch's weights are kept."""
+    from training.loop import TrainConfig, run_epochs
+
+    def fine_tune(start: float):
+        model = load_model(open_run(tiny_run))
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        x = torch.from_numpy(np.random.default_rng(0).normal(size=(8, 40, 6)).astype(np.float32))
+        y = torch.arange(8) % model.cfg.n_classes
+
+        def train_epoch(opt):
+            loss = (torch.nn.functional.cross_entropy(model(x), y)
+                    + 1e-3 * sum(p.square().sum() for p in model.parameters()))  # every weight gets a gradient
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item(), 0.0
+
+        hist = run_epochs(model, TrainConfig(epochs=2, lr=1e-2, patience=2), train_epoch, lambda: (1.0, 0.5),
+                          start_val_accuracy=start)
+        changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+        return hist, changed
+
+    kept, changed = fine_tune(0.6)
+    assert kept.best_epoch == 0 and kept.best_val_accuracy == 0.6 and not changed
+    replaced, changed = fine_tune(-1.0)
+    assert replaced.best_epoch == 1 and changed

@@ -54,13 +54,16 @@ def _evaluate(model: L2MU, w: Windows, norm: Normalization) -> tuple[float, floa
 
 def run_epochs(model: L2MU, cfg: TrainConfig, train_epoch: Callable[[torch.optim.Optimizer], tuple[float, float]],
                validate: Callable[[], tuple[float, float]], on_epoch: Callable[[dict], None] = lambda e: None,
-               on_best: Callable[[L2MU], None] = lambda m: None) -> History:
+               on_best: Callable[[L2MU], None] = lambda m: None, start_val_accuracy: float = -1.0) -> History:
     """Adam with cosine decay over `cfg.epochs`; `train_epoch(opt)` runs one epoch and returns (loss, accuracy),
     `validate()` returns (val loss, val accuracy). The best-validation weights are kept and loaded on return; early
-    stop after `cfg.patience` epochs without a better validation accuracy; Ctrl-C stops and keeps the best."""
+    stop after `cfg.patience` epochs without a better validation accuracy; Ctrl-C stops and keeps the best.
+    A fine-tune passes its starting weights' validation accuracy as `start_val_accuracy`: an epoch must beat it
+    to replace them (best_epoch stays 0 if none does)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    hist, best = History(), copy.deepcopy(model.state_dict())
+    hist, best = History(best_epoch=0 if start_val_accuracy >= 0 else -1), copy.deepcopy(model.state_dict())
+    hist.best_val_accuracy = start_val_accuracy
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()

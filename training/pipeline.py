@@ -1,4 +1,5 @@
-"""`har train` as a library call: data -> windows -> split -> fit -> evaluate -> run directory."""
+"""`har train` as a library call: data -> windows -> split -> fit -> evaluate -> run directory. Compression runs
+after training, outside training/ (har_app/train_job.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import platform
 import random
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from training.atomic import write_text
-from training.errors import HarError
+from training.errors import ExitCode, HarError
+from training.metrics import HeldOutMetrics, classification_metrics, workload_metrics
 from training.normalization import Normalization
-from training.run_dir import CONFIG, METRICS, NORMALIZATION, WEIGHTS, new_run_dir, write_json
+from training.run_dir import (CONFIG, CONFUSION_PLOT, CURVES_PLOT, HISTORY, METRICS, MODEL_CARD, NORMALIZATION, RASTER_PLOT,
+                              WEIGHTS, new_run_dir, write_json)
+from training.run_metrics import (CrossValidation, DatasetSummary, FoldResult, ModelSummary, RunMetrics, Stages,
+                                  TrainingSummary)
 from training.sources import DEFAULT_DATA, load_dataset
 from training.splits import SubjectSplit, holdout_split, kfold_splits
 from training.validate import TRAIN_OPTIONS, check_folder, check_options
@@ -44,6 +51,7 @@ class TrainRequest:
     augment_deg: float = 20.0
     runs_dir: Path = Path("runs")
     name: str = "l2mu"
+    # the compression after training (har_app/train_job.py, deploy/compress.py); checked here with the rest
     compress: str = "none"
     sparsity: float = 0.5
     finetune_epochs: int = 12
@@ -109,11 +117,9 @@ def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes
     return model, norm, history, tcfg, Windows(norm.apply(test.x), test.y, test.subjects)
 
 
-def evaluate(model, test: Windows, classes: list[str]) -> tuple[dict, dict]:
+def evaluate(model, test: Windows, classes: list[str]) -> tuple[HeldOutMetrics, dict]:
     """Classification and workload metrics on test windows; also the recorded spikes of the first window."""
     import torch
-
-    from training.metrics import classification_metrics, workload_metrics
 
     counts, spikes = [], {}
     with torch.no_grad():
@@ -124,14 +130,31 @@ def evaluate(model, test: Windows, classes: list[str]) -> tuple[dict, dict]:
                 spikes.setdefault(pop, []).append(s.numpy())
     spikes = {pop: np.concatenate(v) for pop, v in spikes.items()}
     pred = np.concatenate(counts).argmax(1)
-    metrics = classification_metrics(test.y, pred, classes)
-    metrics.update(workload_metrics(test.x, spikes, model.fan_out(), model.cfg.pop_per_channel))
+    metrics = HeldOutMetrics.of(classification_metrics(test.y, pred, classes),
+                                workload_metrics(test.x, spikes, model.fan_out(), model.cfg.pop_per_channel))
     return metrics, {"label": int(test.y[0]), "spikes": {pop: s[0] for pop, s in spikes.items()}}
 
 
-def run_training(req: TrainRequest, console: Console) -> dict:
-    """Run the whole job and write the run directory; returns the result that `--json` prints."""
+@dataclass
+class TrainedRun:
+    """A run directory holding all `har train` writes but metrics.json and the model card, with what a later stage
+    needs: the windows of every subject and the split of the first fold (the kept model's)."""
+
+    path: Path
+    metrics: RunMetrics  # what metrics.json will hold; a later stage adds to `metrics.stages`
+    config: dict  # config.json
+    windows: Windows
+    split: SubjectSplit
+
+
+@contextmanager
+def training_run(req: TrainRequest, console: Console) -> Iterator[TrainedRun]:
+    """Train into a new run directory and yield it, so that the caller can add stages (har_app/train_job.py adds
+    the compression's). When the block ends the model card and metrics.json are written, metrics.json last: then
+    the run is finished (run_dir.is_trained). On any error or Ctrl-C that leaves the block the run directory is
+    removed: it was created here and holds only what this run wrote."""
     from training.config import L2MUConfig
+    from training.model_card import model_card
 
     check_options(req, TRAIN_OPTIONS)  # every number checked before any data is read or folder created
     if req.stream and req.compress != "none":
@@ -155,17 +178,29 @@ def run_training(req: TrainRequest, console: Console) -> dict:
                   f"{len(windows)} windows of {req.window} at {req.fs_hz:g} Hz, classes {', '.join(dataset.classes)}")
     run_dir = new_run_dir(req.runs_dir, req.name)
     try:
-        return _train_into(run_dir, req, dataset, windows, splits, console)
+        trained = _train_into(run_dir, req, dataset, windows, splits, console)
+        yield trained
+        write_text(run_dir / MODEL_CARD, model_card(trained.metrics.to_json(), trained.config))
+        write_json(run_dir / METRICS, trained.metrics.to_json())
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: the folder was created just above
         raise
 
 
+def run_training(req: TrainRequest, console: Console) -> dict:
+    """`har train` without compression: write the run directory; returns metrics.json's JSON form (what `--json`
+    prints). With compression: har_app/train_job.py."""
+    if req.compress != "none":
+        raise ValueError(f"run_training does not compress (compress={req.compress!r}): use har_app.train_job")
+    with training_run(req, console) as trained:
+        pass
+    return trained.metrics.to_json()
+
+
 def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, splits: list[SubjectSplit],
-                console: Console) -> dict:
-    """Train every fold, evaluate, and write the run directory's artifacts, metrics.json last."""
+                console: Console) -> TrainedRun:
+    """Train every fold, evaluate, and write the run directory's config, weights, normalisation, history, plots."""
     from training.checkpoint import save_weights
-    from training.model_card import model_card
     from training.plots import plot_confusion, plot_spike_raster, plot_training_curves
 
     folds = []
@@ -176,14 +211,14 @@ def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, spl
         if req.stream:
             from training.streaming import train_stream_fold
 
-            model, norm, history, tcfg, test = train_stream_fold(req, dataset, split, label, console, keep_best)
+            model, norm, history, tcfg, test = train_stream_fold(req, dataset, windows, split, label, console, keep_best)
         else:
             model, norm, history, tcfg, test = train_fold(req, windows, split, dataset.classes, label, console,
                                                           on_best=keep_best)
         if history.best_epoch < 1:  # interrupted before this fold's first epoch ended
             if first:
                 raise HarError("interrupted before the first epoch ended: nothing trained, no run directory kept",
-                               130)
+                               ExitCode.INTERRUPTED)
             console.print("[yellow]interrupted: keeping the folds finished so far[/]")
             break
         if req.stream:
@@ -192,8 +227,8 @@ def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, spl
             metrics, raster = evaluate_stream(model, test, norm, dataset.classes, req.window, req.hop)
         else:
             metrics, raster = evaluate(model, test, dataset.classes)
-        folds.append({"test_subjects": split.test, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                      "best_epoch": history.best_epoch, "interrupted": history.interrupted})
+        folds.append(FoldResult(test_subjects=split.test, accuracy=metrics.accuracy, macro_f1=metrics.macro_f1,
+                                best_epoch=history.best_epoch, interrupted=history.interrupted))
         if first:
             saved = (model, norm, history, tcfg, split, metrics, raster)
         if history.interrupted:
@@ -218,34 +253,27 @@ def _train_into(run_dir: Path, req: TrainRequest, dataset, windows: Windows, spl
     write_json(run_dir / CONFIG, config)
     save_weights(model, run_dir / WEIGHTS)
     norm.save(run_dir / NORMALIZATION)
-    result = {
-        "run_dir": str(run_dir),
-        "dataset": {"name": dataset.name, "classes": dataset.classes, "fs_hz": req.fs_hz, "window": req.window,
-                    "hop": req.hop, "test_subjects": split.test, "skipped_lines": dataset.skipped_lines},
-        "model": {"neuron": model.cfg.neuron, "params": model.parameter_count()},
-        "training": {"epochs_run": len(history.epochs), "best_epoch": history.best_epoch,
-                     "best_val_accuracy": history.best_val_accuracy, "interrupted": history.interrupted,
-                     "early_stopped": history.early_stopped},
-        "stages": {"float": metrics},
-    }
+    cv = None
     if req.cv:
-        acc, f1 = np.array([f["accuracy"] for f in folds]), np.array([f["macro_f1"] for f in folds])
-        result["cv"] = {"k": req.cv, "folds_run": len(folds), "accuracy_mean": float(acc.mean()),
-                        "accuracy_std": float(acc.std()), "macro_f1_mean": float(f1.mean()),
-                        "macro_f1_std": float(f1.std()), "folds": folds}
-    write_json(run_dir / "history.json", {"epochs": history.epochs, "best_epoch": history.best_epoch})
-    plot_confusion(metrics["confusion_matrix"], dataset.classes, run_dir / "confusion_matrix.png",
-                   f"L2MU float, test subjects {','.join(split.test)}: accuracy {metrics['accuracy']:.3f}")
-    plot_training_curves(history.epochs, history.best_epoch, run_dir / "training_curves.png")
+        acc, f1 = np.array([f.accuracy for f in folds]), np.array([f.macro_f1 for f in folds])
+        cv = CrossValidation(k=req.cv, folds_run=len(folds), accuracy_mean=float(acc.mean()),
+                             accuracy_std=float(acc.std()), macro_f1_mean=float(f1.mean()),
+                             macro_f1_std=float(f1.std()), folds=folds)
+    result = RunMetrics(
+        run_dir=str(run_dir),
+        dataset=DatasetSummary(name=dataset.name, classes=dataset.classes, fs_hz=req.fs_hz, window=req.window,
+                               hop=req.hop, test_subjects=split.test, skipped_lines=dataset.skipped_lines),
+        model=ModelSummary(neuron=model.cfg.neuron, params=model.parameter_count()),
+        training=TrainingSummary(epochs_run=len(history.epochs), best_epoch=history.best_epoch,
+                                 best_val_accuracy=history.best_val_accuracy, interrupted=history.interrupted,
+                                 early_stopped=history.early_stopped),
+        stages=Stages(float=metrics),
+        cv=cv,
+    )
+    write_json(run_dir / HISTORY, {"epochs": history.epochs, "best_epoch": history.best_epoch})
+    plot_confusion(metrics.confusion_matrix, dataset.classes, run_dir / CONFUSION_PLOT,
+                   f"L2MU float, test subjects {','.join(split.test)}: accuracy {metrics.accuracy:.3f}")
+    plot_training_curves(history.epochs, history.best_epoch, run_dir / CURVES_PLOT)
     plot_spike_raster(raster["spikes"], f"spike raster of one test window (true class {dataset.classes[raster['label']]})",
-                      run_dir / "spike_raster.png")
-    if req.compress != "none":
-        from deploy.compress import compress_run
-
-        try:
-            result["stages"].update(compress_run(run_dir, windows, split, req, console))
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted during compression: the float model is kept[/]")
-    write_json(run_dir / METRICS, result)
-    write_text(run_dir / "README.md", model_card(result, config))
-    return result
+                      run_dir / RASTER_PLOT)
+    return TrainedRun(run_dir, result, config, windows, split)

@@ -15,10 +15,30 @@ from training.errors import HarError
 from training.normalization import Normalization
 from training.validate import check_folder, check_normalization, check_run_config, is_kind
 
+# The artifacts of a run directory, by the stage that writes them (docs/run-artifacts.md). `har train`:
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 NORMALIZATION = "normalization.json"
-METRICS = "metrics.json"
+HISTORY = "history.json"
+CONFUSION_PLOT = "confusion_matrix.png"
+CURVES_PLOT = "training_curves.png"
+RASTER_PLOT = "spike_raster.png"
+METRICS = "metrics.json"  # written last (after the compression stages): a run without it is not finished
+MODEL_CARD = "README.md"
+# `har train --compress prune|int8`:
+PRUNED_WEIGHTS = "weights_pruned.safetensors"
+FP32_MODEL = "model_fp32.tflite"
+INT8_MODEL = "model_int8.tflite"
+INT8_C_ARRAY = "model_int8"  # the C array of INT8_MODEL, in INT8_C_SOURCE, declared in INT8_C_HEADER
+INT8_C_SOURCE = f"{INT8_C_ARRAY}.cc"
+INT8_C_HEADER = f"{INT8_C_ARRAY}.h"
+QUANTIZATION_REPORT = "quantization_report.md"
+INTEGER_WEIGHTS = "weights_integer.safetensors"
+INTEGER_C_HEADER = "har_model.h"  # the integer engine's model, also in a native bundle (har_engine.h includes it)
+INTEGER_C_SOURCE = "har_model.c"
+# `har deploy`:
+DEPLOY_DIR = "deploy"  # DEPLOY_DIR/<device>/: the default bundle folder
+FIRMWARE_DIR = "firmware"  # FIRMWARE_DIR/<device>.json: the last `--verify` measurement on that device
 
 
 def lanes_needed(window: int, hop: int) -> int:

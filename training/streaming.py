@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from training.augment import augment
 from training.l2mu import L2MU
 from training.loop import History, TrainConfig, run_epochs
+from training.metrics import HeldOutMetrics, classification_metrics, workload_metrics
 from training.normalization import Normalization
 from training.recordings import Dataset
 from training.windowing import resample
@@ -40,6 +41,9 @@ from training.windowing import resample
 class StreamSettings:
     stretch: int = 120  # samples per training stretch, each from the zero state (6 s at 20 Hz)
     warmup: int = 0  # first decision with a loss at t + 1 >= warmup; 0: one window
+    finetune_epochs: int = 12  # stream epochs after the windowed training (0: the windowed weights as they are)
+    finetune_lr: float = 5e-4
+    finetune_patience: int = 6
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,7 +144,7 @@ def _score_at_hops(model: L2MU, streams: list[Stream], norm: Normalization, wind
 def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normalization, cfg: TrainConfig,
                settings: StreamSettings, window: int, hop: int,
                on_epoch: Callable[[dict], None] = lambda e: None,
-               on_best: Callable[[L2MU], None] = lambda m: None) -> History:
+               on_best: Callable[[L2MU], None] = lambda m: None, start_val_accuracy: float = -1.0) -> History:
     """BPTT over stretches, in place; early stop on the validation streams' accuracy at every hop. `cfg.batch_size`
     counts decisions, as in windowed training: a batch holds batch_size // (decisions per stretch) stretches, at
     least one. On return `model` holds the best-validation weights; Ctrl-C stops and keeps the best."""
@@ -170,15 +174,13 @@ def fit_stream(model: L2MU, train: list[Stream], val: list[Stream], norm: Normal
         return loss_sum / max(decisions, 1), correct / max(decisions, 1)
 
     return run_epochs(model, cfg, train_epoch, lambda: _score_at_hops(model, val, norm, window, hop), on_epoch,
-                      on_best)
+                      on_best, start_val_accuracy)
 
 
 def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, classes: list[str], window: int,
-                    hop: int) -> tuple[dict, dict]:
+                    hop: int) -> tuple[HeldOutMetrics, dict]:
     """Metrics of the decisions at every hop (from the first full window) of the held-out streams, the accuracy at
     every sample too, and workload per `window` steps; also the spikes of the first window (for the raster)."""
-    from training.metrics import classification_metrics, workload_metrics
-
     zs = [norm.apply(s.x) for s in streams]
     counts, rec = stream_counts(model, zs, window, record=True)
     y_hop, p_hop, y_all, p_all, xs, spikes = [], [], [], [], [], {}
@@ -193,19 +195,22 @@ def evaluate_stream(model: L2MU, streams: list[Stream], norm: Normalization, cla
         xs.append(z[: k * window].reshape(k, window, -1))
         for pop, v in rec.items():
             spikes.setdefault(pop, []).append(v[i][: k * window].reshape(k, window, -1))
-    metrics = classification_metrics(np.concatenate(y_hop), np.concatenate(p_hop), classes)
-    metrics["accuracy_every_sample"] = float((np.concatenate(y_all) == np.concatenate(p_all)).mean())
     spikes = {pop: np.concatenate(v) for pop, v in spikes.items()}
-    metrics.update(workload_metrics(np.concatenate(xs), spikes, model.fan_out(), model.cfg.pop_per_channel))
-    metrics["steps_per_decision"] = hop  # one lane: one step per sample
+    metrics = HeldOutMetrics.of(
+        classification_metrics(np.concatenate(y_hop), np.concatenate(p_hop), classes),
+        workload_metrics(np.concatenate(xs), spikes, model.fan_out(), model.cfg.pop_per_channel),
+        accuracy_every_sample=float((np.concatenate(y_all) == np.concatenate(p_all)).mean()),
+        steps_per_decision=hop)  # one lane: one step per sample
     return metrics, {"label": int(streams[0].y[0]), "spikes": {pop: s[0] for pop, s in spikes.items()}}
 
 
-def train_stream_fold(req, dataset: Dataset, split, label: str, console, on_best=None):
-    """`train_fold` for `--stream`: fit on the training subjects' streams (early stop on the validation subjects');
-    returns (model, norm, history, train config, held-out streams)."""
+def train_stream_fold(req, dataset: Dataset, windows, split, label: str, console, on_best=None):
+    """`train_fold` for `--stream`, in two phases (docs/streaming.md, "Training"): the windowed training of
+    `train_fold` on the training subjects' windows, then a fine-tune on their streams (BPTT over stretches, early
+    stop on the validation subjects' streams; an epoch must beat the windowed weights on them to replace them).
+    Returns (model, norm, history of both phases, train config, held-out streams)."""
     from training.errors import HarError
-    from training.pipeline import _progress, new_model, seed_everything
+    from training.pipeline import _progress, train_fold
 
     rng = np.random.default_rng(req.seed)
     train, val, test = (build_streams(dataset, req.fs_hz, s, rng if s is split.train else None)
@@ -216,16 +221,30 @@ def train_stream_fold(req, dataset: Dataset, split, label: str, console, on_best
     if not (train and val and test) or too_short:
         raise HarError(f"{label}: training streams need one stretch ({settings.stretch} samples), held-out streams "
                        f"one window ({req.window}); too short: {','.join(too_short) or 'a split is empty'}")
-    norm = Normalization.fit(np.concatenate([s.x for s in train]))
-    seed_everything(req.seed)
-    model = new_model(len(dataset.classes), req.model)
-    tcfg = TrainConfig(req.epochs, req.batch_size, req.lr, req.patience, req.seed, req.augment_deg)
+    model, norm, windowed, tcfg, _ = train_fold(req, windows, split, dataset.classes, f"{label}: windows", console,
+                                                on_best)
+    if windowed.interrupted or windowed.best_epoch < 1 or settings.finetune_epochs < 1:
+        return model, norm, windowed, tcfg, test
+    start = _score_at_hops(model, val, norm, req.window, req.hop)[1]
+    fcfg = TrainConfig(settings.finetune_epochs, req.batch_size, settings.finetune_lr, settings.finetune_patience,
+                       req.seed, req.augment_deg)
     with _progress(console) as progress:
-        task = progress.add_task(label, total=req.epochs, status="")
+        task = progress.add_task(f"{label}: streams", total=fcfg.epochs, status=f"start val acc {start:.3f}")
 
         def on_epoch(r: dict) -> None:
             progress.update(task, advance=1, status=f"loss {r['train_loss']:.3f}  val acc {r['val_accuracy']:.3f}")
 
-        history = fit_stream(model, train, val, norm, tcfg, settings, req.window, req.hop, on_epoch,
-                             on_best or (lambda m: None))
-    return model, norm, history, tcfg, test
+        streamed = fit_stream(model, train, val, norm, fcfg, settings, req.window, req.hop, on_epoch,
+                              on_best or (lambda m: None), start)
+    return model, norm, _joined(windowed, streamed, start), tcfg, test
+
+
+def _joined(windowed: History, streamed: History, start: float) -> History:
+    """Both phases as one history: the stream epochs numbered on after the windowed ones (`phase` on each), the best
+    epoch and validation accuracy those of the stream phase (the windowed best epoch, scored on the validation
+    streams, when no stream epoch beat it)."""
+    n = len(windowed.epochs)
+    epochs = ([{**e, "phase": "windows"} for e in windowed.epochs]
+              + [{**e, "epoch": n + e["epoch"], "phase": "streams"} for e in streamed.epochs])
+    best = n + streamed.best_epoch if streamed.best_epoch > 0 else windowed.best_epoch
+    return History(epochs, best, max(start, streamed.best_val_accuracy), streamed.interrupted, streamed.early_stopped)

@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 
 from training.atomic import atomic_path, write_text
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.run_config import load_run_config, write_run_config
 from training.run_dir import write_json
 from training.search_space import UNTUNED, SearchSpace, load_space
@@ -106,7 +106,7 @@ def open_storage(url: str, heartbeat_s: float):
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarError(f"cannot open storage {shown_url(url)}: {first}", 1) from None
+        raise HarError(f"cannot open storage {shown_url(url)}: {first}", ExitCode.FAILURE) from None
 
 
 def _identity(req: TuneRequest, space: SearchSpace) -> StudyIdentity:
@@ -360,7 +360,7 @@ def _run_workers(req: TuneRequest, ident: StudyIdentity, space: SearchSpace, tar
             p.join()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
-        raise HarError(f"{len(failed)} of {len(procs)} workers failed (exit codes {failed})", 1)
+        raise HarError(f"{len(failed)} of {len(procs)} workers failed (exit codes {failed})", ExitCode.FAILURE)
 
 
 def _trials_csv(study, space: SearchSpace) -> str:

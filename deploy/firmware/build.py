@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from deploy.firmware.compile import BUILD_FAILED, run_compiles
+from deploy.firmware.compile import run_compiles
 from deploy.firmware.targets import Target
 from deploy.firmware.tflm_lib import compile_command, locate_tree, tflm_library
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 BOARD = resources.files("deploy.firmware") / "board"
 LINKER_SCRIPT = "an386.ld"
@@ -102,6 +102,6 @@ def build_firmware(app: FirmwareSources, target: Target, out_dir: Path, name: st
     out = out_dir / name
     done = subprocess.run(link_command(target, objs, libs, out), capture_output=True, text=True)
     if done.returncode != 0:
-        raise HarError(f"linking {name} for {target.name} failed:\n{done.stderr.strip()}", BUILD_FAILED)
+        raise HarError(f"linking {name} for {target.name} failed:\n{done.stderr.strip()}", ExitCode.DOMAIN)
     markers = None if target.is_host else marker_addresses(out, target)
     return Firmware(out, target, elf_sizes(out, target), markers, tuple(diagnostics))

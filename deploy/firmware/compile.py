@@ -7,10 +7,7 @@ import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from training.errors import HarError
-
-BUILD_FAILED = 3
-
+from training.errors import ExitCode, HarError
 
 def run_compiles(jobs: list[list[str]], what: str = "TFLM library", workers: int | None = None,
                  on_done: Callable[[list[str]], None] | None = None) -> list[str]:
@@ -28,7 +25,7 @@ def run_compiles(jobs: list[list[str]], what: str = "TFLM library", workers: int
         for cmd, done in zip(jobs, pool.map(run, jobs)):
             source = cmd[cmd.index("-c") + 1]
             if done.returncode != 0:
-                raise HarError(f"{what} build failed on {source}:\n{done.stderr.strip()}", BUILD_FAILED)
+                raise HarError(f"{what} build failed on {source}:\n{done.stderr.strip()}", ExitCode.DOMAIN)
             if done.stderr.strip():
                 diagnostics.append(done.stderr.strip())
     return diagnostics

@@ -24,12 +24,11 @@ from deploy.firmware.qemu import run_firmware
 from deploy.firmware.targets import Target
 from deploy.firmware.tflm_probe import CONFIG, build_probe, checked_output, container, probe_config
 from training.atomic import write_text
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 HAR_DIR = resources.files("deploy.firmware") / "har"
 BUNDLE_SOURCES = ("main.cc", "har_inference.cc", "har_model_data.cc")
 GOLDEN_OK = "golden window: matches the host TFLM reference"
-VERIFY_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,6 @@ def run_decisions(fw: Firmware, raw_windows: np.ndarray, tflm_root: str | Path |
     rows = [list(map(int, m.group(1).split())) for m in re.finditer(r"^decision ([\d ]+)$", out, re.M)]
     if len(rows) != len(raw_windows):
         raise HarError(f"the decision firmware gave {len(rows)} decisions for {len(raw_windows)} windows",
-                       VERIFY_FAILED)
+                       ExitCode.FAILURE)
     table = np.array(rows, dtype=np.int64)
     return DecisionRun(GOLDEN_OK in out, table[:, 0], table[:, 1:])

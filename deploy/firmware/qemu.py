@@ -15,10 +15,9 @@ from importlib import resources
 from pathlib import Path
 
 from deploy.firmware.build import Firmware
-from deploy.firmware.compile import BUILD_FAILED
 from deploy.firmware.tflm_lib import cache_dir, compiler_version, default_root
 from training.atomic import atomic_path
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 PLUGIN_SOURCE = resources.files("deploy.firmware") / "plugin" / "insn_regions.c"
 PLUGIN_API_ENV = "HAR_QEMU_PLUGIN_API"
@@ -64,7 +63,7 @@ def counting_plugin(tflm_root: str | Path | None = None) -> Path:
             done = subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", f"-I{header.parent}",
                                    str(src), "-o", str(out)], capture_output=True, text=True)
             if done.returncode != 0:
-                raise HarError(f"building the QEMU plugin failed:\n{done.stderr.strip()}", BUILD_FAILED)
+                raise HarError(f"building the QEMU plugin failed:\n{done.stderr.strip()}", ExitCode.DOMAIN)
     return lib
 
 
@@ -103,8 +102,9 @@ def run_firmware(fw: Firmware, stdin: bytes = b"", cwd: Path | None = None, coun
         try:
             done = subprocess.run(cmd, input=stdin, capture_output=True, cwd=cwd or tmp, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise HarError(f"{fw.path.name} on {fw.target.name} did not finish within {timeout:g} s", 1) from None
+            raise HarError(f"{fw.path.name} on {fw.target.name} did not finish within {timeout:g} s", ExitCode.FAILURE) from None
         except OSError as exc:
-            raise HarError(f"cannot run {cmd[0]}: {exc.strerror}; run `make system-deps`", 3) from None
+            raise HarError(f"cannot run {cmd[0]}: {exc.strerror}; run `make system-deps`",
+                           ExitCode.DOMAIN) from None
         total, regions = parse_counts(counts.read_text()) if count and counts.exists() else (None, None)
     return RunResult(done.returncode, done.stdout, done.stderr.decode(errors="replace"), total, regions)

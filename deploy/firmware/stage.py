@@ -18,14 +18,12 @@ from deploy.firmware.verify import FirmwareMeasurement, model_digest, require_bi
 from deploy.profiles import DeviceProfile
 from deploy.tflite_model import StepModelInfo
 from deploy.tflm_arena_probe import ArenaMeasurement, target_arena
-from training.errors import HarError
-from training.run_dir import Run, write_json
-
-MEASUREMENTS = "firmware"  # RUN/firmware/<device>.json: the last --verify measurement per device
+from training.errors import ExitCode, HarError
+from training.run_dir import FIRMWARE_DIR, Run, write_json
 
 
 def measurement_path(run: Run, device: str) -> Path:
-    return run.path / MEASUREMENTS / f"{device}.json"
+    return run.path / FIRMWARE_DIR / f"{device}.json"
 
 
 def require_verifiable(profile: DeviceProfile, tflm_root: str | Path | None) -> None:
@@ -40,7 +38,8 @@ def require_verifiable(profile: DeviceProfile, tflm_root: str | Path | None) -> 
     plugin_header_dir(tflm_root)
     missing = [tool for tool in (target.cxx, "qemu-system-arm", "gcc") if shutil.which(tool) is None]
     if missing:
-        raise HarError(f"--verify needs {', '.join(missing)}: run `make system-deps` (docs/firmware.md)", 3)
+        raise HarError(f"--verify needs {', '.join(missing)}: run `make system-deps` (docs/firmware.md)",
+                       ExitCode.DOMAIN)
 
 
 def verify_stage(folder: Path, model: bytes, run: Run, info: StepModelInfo, arena: ArenaMeasurement,

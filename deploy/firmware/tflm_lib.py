@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deploy.firmware.compile import run_compiles
 from deploy.firmware.targets import C_FLAGS, COMMON_DEFINES, COMMON_FLAGS, CXX_FLAGS, TFLM_WARNINGS, Target
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 ROOT_ENV = "HAR_TFLM_ROOT"
 CACHE_ENV = "HAR_FIRMWARE_CACHE"
@@ -91,7 +91,8 @@ def compiler_version(compiler: str) -> str:
     try:
         return subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise HarError(f"compiler {compiler} not found or broken ({exc}); run `make system-deps`", 3) from exc
+        raise HarError(f"compiler {compiler} not found or broken ({exc}); run `make system-deps`",
+                       ExitCode.DOMAIN) from exc
 
 
 def compile_command(t: Target, source: Path, obj: Path, include_dirs: list[Path], opt: str,

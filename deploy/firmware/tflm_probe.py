@@ -18,11 +18,10 @@ from deploy.firmware.build import Firmware, FirmwareSources, build_firmware
 from deploy.firmware.qemu import FAULT_EXIT, RunResult, run_firmware
 from deploy.firmware.targets import Target
 from training.atomic import write_text
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 PROBE_SOURCE = resources.files("deploy.firmware") / "har" / "tflm_probe.cc"
 CONFIG = "probe_config.h"
-RUN_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def checked_output(fw: Firmware, result: RunResult, what: str) -> str:
     if result.exit_code != 0:
         why = "a fault (exit 99)" if result.exit_code == FAULT_EXIT else f"exit status {result.exit_code}"
         last = (out.strip().splitlines() or [result.stderr.strip()])[-1:]
-        raise HarError(f"{what} on {fw.target.name} ended with {why}: {' '.join(last)}", RUN_FAILED)
+        raise HarError(f"{what} on {fw.target.name} ended with {why}: {' '.join(last)}", ExitCode.FAILURE)
     return out
 
 
@@ -101,12 +100,12 @@ def run_probe(fw: Firmware, inputs: np.ndarray, count: bool = False,
     arena = re.search(r"^arena_used (\d+)$", out, re.M)
     smallest = re.search(r"^arena_min (\d+)$", out, re.M)
     if len(hexes) != n * k or arena is None or smallest is None:
-        raise HarError(f"the TFLM probe printed {len(hexes)} of {n * k} outputs", RUN_FAILED)
+        raise HarError(f"the TFLM probe printed {len(hexes)} of {n * k} outputs", ExitCode.FAILURE)
     outputs = np.array([np.frombuffer(bytes.fromhex(h), dtype=np.int8) for h in hexes]).reshape(n, k, -1)
     instructions = None
     if count:
         if result.regions is None or len(result.regions) != n * k:
             raise HarError(f"the counting plugin saw {len(result.regions or ())} of {n * k} Invoke() regions",
-                           RUN_FAILED)
+                           ExitCode.FAILURE)
         instructions = np.array(result.regions, dtype=np.int64).reshape(n, k)
     return ProbeRun(outputs, int(arena.group(1)), int(smallest.group(1)), instructions)

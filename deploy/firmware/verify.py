@@ -16,10 +16,8 @@ from deploy.firmware.build import ElfSizes
 from deploy.firmware.har_bundle import build_decision_firmware, build_step_probe, run_decisions
 from deploy.firmware.targets import Target
 from deploy.firmware.tflm_probe import run_probe
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.run_dir import Run
-
-NOT_BIT_EXACT = 1
 
 
 @dataclass(frozen=True)
@@ -113,4 +111,5 @@ def require_bit_exact(m: FirmwareMeasurement) -> None:
     if not m.bit_exact:
         raise HarError(f"the firmware on {m.target} is not bit-exact with tflite_micro: step outputs "
                        f"{m.step_outputs_exact:.1%}, window counts {m.window_counts_exact:.1%} identical, golden "
-                       f"self-test {'passed' if m.golden_self_test else 'FAILED'}", NOT_BIT_EXACT)
+                       f"self-test {'passed' if m.golden_self_test else 'FAILED'}",
+                       ExitCode.FAILURE)

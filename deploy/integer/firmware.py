@@ -20,11 +20,13 @@ from deploy.integer.codegen import ModelSources
 from deploy.integer.host import ENGINE_FILES
 from deploy.integer.model import IntegerL2MU
 from deploy.integer.reference import run_reference
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 PROBE = "har_native_probe.c"
+OPTIMISATION = "-O2"  # as the bundle's Makefile (deploy/templates/native): fewer instructions than -O3, -Os
 USER_OBJECTS = ("har_engine", "har_stream", "har_model")  # what a user links: engine, decision loop, weights
-STACK_FUNCTIONS = ("har_stream_push", "har_lane_step", "har_fired", "har_decide")  # deepest call chain of a push
+STACK_CHAIN = ("har_stream_push", "har_lane_step", "har_model_step")  # the deepest call chain of a push ...
+GENERATED_LEAVES = re.compile(r"(fire|add)_\w+$")  # ... ends in one of har_model.c's instances (codegen.py)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def symbol_size(elf: Path, target: Target, name: str) -> int:
     done = subprocess.run([target.tool("nm"), "-S", str(elf)], capture_output=True, text=True, check=True)
     m = re.search(rf"^[0-9a-f]+ ([0-9a-f]+) [bBdD] {name}$", done.stdout, re.M)
     if m is None:
-        raise HarError(f"{elf}: no symbol {name}", 1)
+        raise HarError(f"{elf}: no symbol {name}", ExitCode.FAILURE)
     return int(m.group(1), 16)
 
 
@@ -80,7 +82,8 @@ def stack_usage(su_files: list[Path]) -> int:
             m = re.match(r"\S+:(\w+)\t(\d+)\t", line)
             if m:
                 frames[m.group(1)] = int(m.group(2))
-    return sum(frames.get(f, 0) for f in STACK_FUNCTIONS)
+    leaf = max((size for name, size in frames.items() if GENERATED_LEAVES.match(name)), default=0)
+    return sum(frames.get(f, 0) for f in STACK_CHAIN) + leaf
 
 
 def expected_decisions(model: IntegerL2MU, segment: np.ndarray, window: int, hop: int, reset_windows: bool) -> np.ndarray:
@@ -102,7 +105,7 @@ def measure_native(model: IntegerL2MU, sources: ModelSources, xq: np.ndarray, wi
         (folder / PROBE).write_text((resources.files("deploy.integer") / "csrc" / "probe" / PROBE).read_text())
         app = FirmwareSources(tuple([*own, folder / PROBE]), (folder,),
                               (f"-DHAR_MAX_LANES={lanes}", f"-DHAR_MAX_WINDOW={1 if reset_windows else window}",
-                               "-fstack-usage", "-Werror"), optimisation="-O2")
+                               "-fstack-usage", "-Werror"), optimisation=OPTIMISATION)
         fw = build_firmware(app, target, folder / "build", "native")
         objects = sorted(p for p in (folder / "build").glob("native.*.o") if p.stem.split(".")[-1] in USER_OBJECTS)
         user = object_sizes(objects, target)
@@ -112,7 +115,8 @@ def measure_native(model: IntegerL2MU, sources: ModelSources, xq: np.ndarray, wi
         result = run_firmware(fw, header + np.ascontiguousarray(xq, np.int16).tobytes(), count=True,
                               tflm_root=tflm_root)
     if result.exit_code != 0:
-        raise HarError(f"the engine firmware exited with {result.exit_code} on {target.name}: {result.stderr[-200:]}", 1)
+        raise HarError(f"the engine firmware exited with {result.exit_code} on {target.name}: {result.stderr[-200:]}",
+                       ExitCode.FAILURE)
     ref = run_reference(model, xq, record=True)
     mem_bytes = n * steps * model.n_neurons * 4
     membranes = np.frombuffer(result.stdout[:mem_bytes], np.int32).reshape(n, steps, model.n_neurons)

@@ -17,11 +17,11 @@ import numpy as np
 
 from deploy.integer.codegen import ModelSources
 from deploy.integer.model import INPUT_BITS, INT16
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 ENGINE_FILES = ("har_engine.h", "har_engine.c", "har_stream.h", "har_stream.c")
 HOST_FILE = "har_host.c"
-CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared",
+CFLAGS = ("-std=c99", "-O2", "-fno-jump-tables", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared",
           "-DHAR_MAX_WINDOW=256")  # host: room for the no-reset rule's ring of any window up to 256
 LIBRARY = "libhar_native.so"
 SCALE_IN = float(2**INPUT_BITS)
@@ -46,12 +46,12 @@ def build_library(model: ModelSources, cc: str | None = None) -> Path:
     """The shared library of engine + model, built once per distinct input."""
     cc = cc or compiler()
     if cc is None:
-        raise HarError("the native engine needs a C compiler (cc or gcc, or $CC): none found", 1)
+        raise HarError("the native engine needs a C compiler (cc or gcc, or $CC): none found", ExitCode.FAILURE)
     files = {**engine_sources(), **model.files()}
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise HarError(f"C compiler {cc} does not run: {exc}", 1) from None
+        raise HarError(f"C compiler {cc} does not run: {exc}", ExitCode.FAILURE) from None
     key = hashlib.sha256("\0".join([cc, version, *CFLAGS, *(f"{k}\0{v}" for k, v in sorted(files.items()))]).encode())
     out = cache_root() / key.hexdigest()[:32] / LIBRARY
     if out.is_file():
@@ -63,7 +63,8 @@ def build_library(model: ModelSources, cc: str | None = None) -> Path:
         sources = [name for name in files if name.endswith(".c")]
         done = subprocess.run([cc, *CFLAGS, "-o", LIBRARY, *sources], cwd=tmp, capture_output=True, text=True)
         if done.returncode != 0:
-            raise HarError(f"compiling the native engine failed: {(done.stderr.strip().splitlines() or ['?'])[0]}", 1)
+            raise HarError(f"compiling the native engine failed: {(done.stderr.strip().splitlines() or ['?'])[0]}",
+                           ExitCode.FAILURE)
         os.replace(Path(tmp) / LIBRARY, out)  # atomic: a concurrent build produces the same file
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 from deploy.integer.model import (BETA_BITS, INPUT_BITS, INT32, InputProjection, IntegerL2MU, Population,
                                   Projection)
 from training.config import L2MUConfig
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 from training.l2mu_layout import MODEL_CHANNEL_ORDER
 from training.network import INPUT, Network, Synapse, describe
 
@@ -61,7 +61,7 @@ def _neuron(cfg: L2MUConfig, w: dict[str, np.ndarray], pop: str) -> tuple[float,
 
 def quantize_l2mu(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> IntegerL2MU:
     if cfg.neuron != "leaky":
-        raise HarError("the integer engine implements the leaky neuron law only; this run uses synaptic neurons", 3)
+        raise HarError("the integer engine implements the leaky neuron law only; this run uses synaptic neurons", ExitCode.DOMAIN)
     P = cfg.pop_per_channel
     net = describe(cfg)
     biases = {s.target: w[s.bias_key].reshape(-1) for s in net.synapses if s.bias}
@@ -86,7 +86,7 @@ def quantize_l2mu(cfg: L2MUConfig, w: dict[str, np.ndarray]) -> IntegerL2MU:
         room = math.floor(math.log2(2.0 ** (INT32[1].bit_length() - 1) / bound)) - base if bound > 0 else GUARD_BITS
         frac = base + min(GUARD_BITS, room)
         if room < 0:
-            raise HarError(f"integer L2MU: population {name} cannot hold its worst-case membrane in int32", 3)
+            raise HarError(f"integer L2MU: population {name} cannot hold its worst-case membrane in int32", ExitCode.DOMAIN)
         scale = 2.0**frac
         pops.append(Population(name, size, frac, round(beta * 2**BETA_BITS), round(thr * scale),
                                np.rint(bias * scale).astype(np.int32)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deploy.integer.model import BETA_BITS, INT32, IntegerL2MU
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 HALF = 1 << (BETA_BITS - 1)
 
@@ -51,7 +51,7 @@ def run_reference(model: IntegerL2MU, xq: np.ndarray, record: bool = False) -> R
             for q in model.into(p.name):
                 v = v + (prev if q.delayed else now)[q.source] @ weights[id(q)]
             if v.size and (v.min() < INT32[0] or v.max() > INT32[1]):
-                raise HarError(f"integer L2MU: a {p.name} membrane left int32 at step {t}", 3)
+                raise HarError(f"integer L2MU: a {p.name} membrane left int32 at step {t}", ExitCode.DOMAIN)
             u[p.name], now[p.name] = v, (v > p.threshold_q).astype(np.int64)
         counts += now[pops[-1].name]
         if record:

@@ -8,14 +8,15 @@ import time
 import numpy as np
 from rich.console import Console
 
-from deploy.integer.codegen import HEADER, SOURCE, model_sources
+from deploy.integer.codegen import model_sources
 from deploy.integer.model import BETA_BITS, INPUT_BITS, IntegerL2MU, quantize_input
 from training.atomic import write_text
 from training.errors import HarError
+from training.run_dir import INTEGER_C_HEADER, INTEGER_C_SOURCE, INTEGER_WEIGHTS, PRUNED_WEIGHTS, WEIGHTS
+from training.run_metrics import IntegerMetrics
 from training.splits import SubjectSplit
 from training.windowing import Windows
 
-INTEGER_WEIGHTS = "weights_integer.safetensors"
 FINETUNE_EPOCHS = 3
 FINETUNE_LR = 5e-4
 
@@ -32,7 +33,7 @@ def load_integer_model(run, weights_file: str) -> IntegerL2MU:
 def integer_weights_file(run) -> str:
     """The weights the integer stage quantised (metrics.json stages.integer.weights), else the pruned weights,
     else the float weights."""
-    fallback = "weights_pruned.safetensors" if (run.path / "weights_pruned.safetensors").is_file() else "weights.safetensors"
+    fallback = PRUNED_WEIGHTS if (run.path / PRUNED_WEIGHTS).is_file() else WEIGHTS
     return run.metrics.get("stages", {}).get("integer", {}).get("weights", fallback)
 
 
@@ -53,7 +54,7 @@ def finetune_stage(run, weights_file: str, windows: Windows, split: SubjectSplit
 
 
 def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
-                  finetune_epochs: int = FINETUNE_EPOCHS) -> dict:
+                  finetune_epochs: int = FINETUNE_EPOCHS) -> IntegerMetrics:
     """Fine-tune (unless finetune_epochs is 0), quantise, and compare on the test windows."""
     from deploy.compress import _counts_torch
     from deploy.integer.host import NativeLibrary, build_library
@@ -81,20 +82,20 @@ def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit,
             console.print(f"[yellow]native engine not built: {exc}[/]")
             engine = None
     acc = lambda c: float(np.mean(c.argmax(1) == y_test))  # noqa: E731
-    return {
-        "accuracy_float_before_finetune": acc(before),
-        "accuracy_float": acc(float_counts),
-        "accuracy_integer_reference": acc(ref),
-        "accuracy_engine": None if engine is None else acc(engine),
-        "agreement_integer_with_float": float(np.mean(ref.argmax(1) == float_counts.argmax(1))),
-        "agreement_integer_with_float_before_finetune": float(np.mean(ref.argmax(1) == before.argmax(1))),
-        "finetune": finetune,
-        "engine_bit_exact_counts": None if engine is None else bool(np.array_equal(engine, ref)),
-        "windows": len(xq),
-        "weights": weights_file,
-        "nonzero_weights": model.nonzero_weights(),
-        "fraction_bits": {p.name: p.frac_bits for p in model.populations},
-        "beta_bits": BETA_BITS, "input_bits": INPUT_BITS,
-        "c_model": [HEADER, SOURCE],
-        "seconds": round(time.time() - t0, 1),
-    }
+    return IntegerMetrics(
+        accuracy_float_before_finetune=acc(before),
+        accuracy_float=acc(float_counts),
+        accuracy_integer_reference=acc(ref),
+        accuracy_engine=None if engine is None else acc(engine),
+        agreement_integer_with_float=float(np.mean(ref.argmax(1) == float_counts.argmax(1))),
+        agreement_integer_with_float_before_finetune=float(np.mean(ref.argmax(1) == before.argmax(1))),
+        finetune=finetune,
+        engine_bit_exact_counts=None if engine is None else bool(np.array_equal(engine, ref)),
+        windows=len(xq),
+        weights=weights_file,
+        nonzero_weights=model.nonzero_weights(),
+        fraction_bits={p.name: p.frac_bits for p in model.populations},
+        beta_bits=BETA_BITS, input_bits=INPUT_BITS,
+        c_model=[INTEGER_C_HEADER, INTEGER_C_SOURCE],
+        seconds=round(time.time() - t0, 1),
+    )

@@ -1,8 +1,6 @@
 """The errors a BLE profile raises: a skipped packet, or a device that refuses what we ask."""
 
-from training.errors import HarError
-
-BLE_EXIT_CODE = 3  # domain failure: device not found, refused or lost
+from training.errors import ExitCode, HarError
 
 
 class MalformedPacket(ValueError):
@@ -13,4 +11,4 @@ class DeviceRefused(HarError):
     """The device answered a command with an error, or its answer makes no sense (exit code 3)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, BLE_EXIT_CODE)
+        super().__init__(message, ExitCode.DOMAIN)

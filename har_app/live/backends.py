@@ -14,10 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from deploy.step_runtimes import LiteRTStep
-from training.errors import HarError
-from training.run_dir import Run
+from training.errors import ExitCode, HarError
+from training.run_dir import INT8_MODEL, Run
 
-INT8_MODEL = "model_int8.tflite"
 BACKENDS = ("litert", "torch", "native")
 
 
@@ -72,7 +71,8 @@ def open_lanes(run: Run, backend: str, lanes: int) -> list[StepModel]:
         outputs = len(steps[0].step(np.zeros(6, np.float32)))
         steps[0].reset()
         if outputs != len(run.classes):
-            raise HarError(f"{run.path / INT8_MODEL} has {outputs} outputs; this run has {len(run.classes)} classes", 1)
+            raise HarError(f"{run.path / INT8_MODEL} has {outputs} outputs; this run has {len(run.classes)} classes",
+                           ExitCode.FAILURE)
         return steps
     if backend == "native":
         from deploy.integer.codegen import model_sources
@@ -82,7 +82,7 @@ def open_lanes(run: Run, backend: str, lanes: int) -> list[StepModel]:
         model = load_integer_model(run, integer_weights_file(run))
         if model.n_classes != len(run.classes):
             raise HarError(f"{run.path}: the integer model has {model.n_classes} outputs; this run has "
-                           f"{len(run.classes)} classes", 1)
+                           f"{len(run.classes)} classes", ExitCode.FAILURE)
         library = NativeLibrary(build_library(model_sources(model)))
         return [NativeStep(library) for _ in range(lanes)]
     from training.checkpoint import load_model

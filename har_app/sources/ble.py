@@ -18,12 +18,12 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
-from har_app.ble.errors import BLE_EXIT_CODE, DeviceRefused, MalformedPacket
+from har_app.ble.errors import DeviceRefused, MalformedPacket
 from har_app.ble.profile import Profile, StreamDecoder
 from har_app.ble.profiles import PROFILES, detect_profile, profile_by_name
 from har_app.ble.resync import REORDER_HOLD_S
 from har_app.sources.base import ImuFrame, SourceStats
-from training.errors import HarError
+from training.errors import ExitCode, HarError
 
 ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
 DISCONNECTED = object()  # queued by bleak's disconnect callback
@@ -50,14 +50,14 @@ class Disconnected(Exception):
 class DeviceNotFound(HarError):
     def __init__(self, device_id: str, timeout_s: float) -> None:
         super().__init__(f"BLE device {device_id!r} not found within {timeout_s:g} s: is it on, advertising and in "
-                         f"range? (`har scan` lists what is nearby)", BLE_EXIT_CODE)
+                         f"range? (`har scan` lists what is nearby)", ExitCode.DOMAIN)
 
 
 def bluetooth_unavailable(exc: Exception) -> HarError:
     """No adapter, powered off, or no BlueZ on the system bus: one clear line, exit code 3."""
     if isinstance(exc, BleakBluetoothNotAvailableError):
-        return HarError(f"Bluetooth is not available: {exc}", BLE_EXIT_CODE)
-    return HarError(f"cannot reach BlueZ over D-Bus ({str(exc).strip()}); is bluetoothd running?", BLE_EXIT_CODE)
+        return HarError(f"Bluetooth is not available: {exc}", ExitCode.DOMAIN)
+    return HarError(f"cannot reach BlueZ over D-Bus ({str(exc).strip()}); is bluetoothd running?", ExitCode.DOMAIN)
 
 
 def stream_gap(last_t: float, first_t: float, host_gap_s: float, period_s: float) -> tuple[float, float]:
@@ -183,7 +183,7 @@ class BleSource:
                 if failures > self.reconnect.attempts:
                     verb = "connection lost" if streamed_before else "could not connect"
                     raise HarError(f"BLE device {self.device_id!r}: {verb}; {self.reconnect.attempts} reconnect "
-                                   f"attempts failed ({exc or type(exc).__name__})", BLE_EXIT_CODE) from None
+                                   f"attempts failed ({exc or type(exc).__name__})", ExitCode.DOMAIN) from None
                 await asyncio.sleep(self.reconnect.delay_s(failures))
 
     async def _find(self, first: bool) -> BLEDevice:
