@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from deploy.held_out import HeldOut, held_out, runtime_spikes, torch_spikes
 from training.atomic import atomic_path, write_bytes, write_text
 from training.errors import ExitCode, HarError
 from training.run_dir import (FP32_MODEL, INT8_C_ARRAY, INT8_C_HEADER, INT8_C_SOURCE, INT8_MODEL, PRUNED_WEIGHTS,
@@ -21,11 +22,11 @@ from training.windowing import Windows
 CALIBRATION_WINDOWS = 128
 
 
-def _counts_torch(run, weights_file: str, x: np.ndarray) -> np.ndarray:
+def float_counts(run, weights_file: str, held: HeldOut) -> np.ndarray:
+    """The float model's decision counts on the held-out decisions (deploy/held_out.py)."""
     from training.checkpoint import load_model
-    from training.loop import predict_counts
 
-    return predict_counts(load_model(run, weights_file), x)
+    return held.counts_batched(torch_spikes(load_model(run, weights_file)))
 
 
 def _accuracy(counts: np.ndarray, y: np.ndarray) -> float:
@@ -43,8 +44,6 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
     from deploy.prune import prune_and_finetune
     from training.checkpoint import load_model
     from training.config import L2MUConfig
-    from training.pipeline import evaluate
-
     norm = run.normalization
     train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
     cfg = L2MUConfig.from_dict(run.config["model"])
@@ -64,11 +63,26 @@ def prune_stage(run, windows: Windows, split: SubjectSplit, sparsity: float, epo
                            ExitCode.FAILURE)
     with atomic_path(run.path / PRUNED_WEIGHTS) as tmp:
         save_file(result.weights, str(tmp))
-    metrics, _ = evaluate(load_model(run, PRUNED_WEIGHTS), Windows(norm.apply(test.x), test.y, test.subjects),
-                          run.classes)
+    metrics, _ = _evaluate(run, load_model(run, PRUNED_WEIGHTS), test, split)
     return PrunedMetrics(**vars(metrics), sparsity=result.overall, sparsity_per_layer=result.sparsity,
                          target_sparsity=sparsity, finetune_epochs=len(result.history),
                          seconds=round(time.time() - t0, 1))
+
+
+def _evaluate(run, model, test: Windows, split: SubjectSplit):
+    """The float metrics of a (pruned) model as `har train` reports them: on the test windows, or for a stream run
+    at every hop of the test subjects' streams."""
+    if not run.stream:
+        from training.pipeline import evaluate
+
+        return evaluate(model, Windows(run.normalization.apply(test.x), test.y, test.subjects), run.classes)
+    from training.sources import load_dataset
+    from training.streaming import build_streams, evaluate_stream
+
+    data = run.config["data"]
+    dataset = load_dataset(data["spec"], data.get("activities"), data.get("subjects"))
+    streams = build_streams(dataset, run.fs_hz, split.test)
+    return evaluate_stream(model, streams, run.normalization, run.classes, run.window, run.hop)
 
 
 def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
@@ -77,7 +91,7 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
 
     from deploy.c_export import model_header, model_source
     from deploy.convert import convert_step
-    from deploy.step_runtimes import LiteRTStep, TFLMStep, window_counts
+    from deploy.step_runtimes import LiteRTStep, TFLMStep
     from deploy.tf_twin import StepModule
     from deploy.tflite_model import inspect_step_model
     from deploy.tflm_arena_probe import measure_arena
@@ -86,7 +100,7 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
 
     t0 = time.time()
     norm = run.normalization
-    train, test = windows.of_subjects(split.train), windows.of_subjects(split.test)
+    train = windows.of_subjects(split.train)
     rng = np.random.default_rng(run.config["train"]["seed"])
     pick = np.sort(rng.choice(len(train), min(calibration_windows, len(train)), replace=False))
     module = StepModule(L2MUConfig.from_dict(run.config["model"]), load_file(str(run.path / weights_file)))
@@ -97,22 +111,23 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
     require_tflm_ops(info.ops)
     write_bytes(run.path / FP32_MODEL, fp32)
     write_bytes(run.path / INT8_MODEL, int8)
-    x = norm.apply(test.x)
-    with console.status(f"verifying on {len(x)} test windows: float, LiteRT int8, TFLM int8; measuring the arena"):
-        float_counts = _counts_torch(run, weights_file, x)
-        litert = window_counts(LiteRTStep(int8), x)
-        tflm = window_counts(TFLMStep(int8), x)
+    held = held_out(run, windows, split)
+    with console.status(f"verifying on {held.decisions} {held.what}: float, LiteRT int8, TFLM int8; measuring the "
+                        "arena"):
+        floats = float_counts(run, weights_file, held)
+        litert = held.counts_of(runtime_spikes(LiteRTStep(int8)))
+        tflm = held.counts_of(runtime_spikes(TFLMStep(int8)))
         arena = measure_arena(int8)
     write_text(run.path / INT8_C_SOURCE, model_source(int8, INT8_C_ARRAY, INT8_C_HEADER))
     write_text(run.path / INT8_C_HEADER, model_header(INT8_C_ARRAY, run, info, arena))
     stage = Int8Metrics(
-        accuracy_float=_accuracy(float_counts, test.y),
-        accuracy_litert=_accuracy(litert, test.y),
-        accuracy_tflm=_accuracy(tflm, test.y),
-        agreement_with_float=_agreement(litert, float_counts),
-        agreement_tflm_with_float=_agreement(tflm, float_counts),
+        accuracy_float=_accuracy(floats, held.y),
+        accuracy_litert=_accuracy(litert, held.y),
+        accuracy_tflm=_accuracy(tflm, held.y),
+        agreement_with_float=_agreement(litert, floats),
+        agreement_tflm_with_float=_agreement(tflm, floats),
         agreement_litert_tflm=_agreement(litert, tflm),
-        windows=len(x),
+        windows=held.decisions,
         tflite_bytes=len(int8),
         gzip_bytes=len(gzip.compress(int8, 9)),
         fp32_tflite_bytes=len(fp32),
@@ -125,11 +140,11 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
         weights=weights_file,
         seconds=round(time.time() - t0, 1),
     )
-    write_text(run.path / QUANTIZATION_REPORT, quantization_report(stage))
+    write_text(run.path / QUANTIZATION_REPORT, quantization_report(stage, held.what))
     return stage
 
 
-def quantization_report(s: Int8Metrics) -> str:
+def quantization_report(s: Int8Metrics, what: str) -> str:
     q = s.quantization
     return "\n".join([
         "# Quantisation report", "",
@@ -143,11 +158,11 @@ def quantization_report(s: Int8Metrics) -> str:
         f"- Size: {s.tflite_bytes:,} B int8 ({s.gzip_bytes:,} B gzip), {s.fp32_tflite_bytes:,} B fp32; "
         f"TFLM arena {s.tflm_arena_bytes:,} B (smallest arena in which tflite_micro allocates, invokes, resets "
         "and invokes again).",
-        "", "| on the test windows | accuracy | per-window agreement with float |", "|---|---|---|",
+        "", f"| on {s.windows} {what} | accuracy | per-decision agreement with float |", "|---|---|---|",
         f"| float (torch, same weights) | {s.accuracy_float:.4f} | 1 |",
         f"| int8, LiteRT | {s.accuracy_litert:.4f} | {s.agreement_with_float:.4f} |",
         f"| int8, TFLM | {s.accuracy_tflm:.4f} | {s.agreement_tflm_with_float:.4f} |", "",
-        f"LiteRT and TFLM agree on {s.agreement_litert_tflm:.4f} of windows: their int8 FULLY_CONNECTED "
+        f"LiteRT and TFLM agree on {s.agreement_litert_tflm:.4f} of decisions: their int8 FULLY_CONNECTED "
         "rounding differs by up to 1 LSB, and a 1-LSB membrane change can flip a spike.", "",
     ])
 

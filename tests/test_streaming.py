@@ -29,18 +29,21 @@ STRETCH = 120
 
 @pytest.fixture(scope="module")
 def stream_run(tmp_path_factory) -> Path:
-    """The tiny model of tests/conftest.py trained as a stream run: 5 windowed epochs, then 3 stream epochs on 6 s
-    stretches, 20 decisions (4 stretches) per batch, one torch thread."""
-    from training.pipeline import TrainRequest, run_training
+    """The tiny model of tests/conftest.py trained as a stream run (5 windowed epochs, then 3 stream epochs on 6 s
+    stretches, 20 decisions (4 stretches) per batch, one torch thread) and compressed as `har train --stream
+    --compress int8` does: pruned to 50 % (2 fine-tuning epochs), int8 calibrated on 16 windows, integer stage."""
+    from har_app.train_job import run_train_job
+    from training.pipeline import TrainRequest
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
                        val_subjects=["3"], epochs=5, lr=1e-2, batch_size=20, model={"hidden_size": 16, "memory_size": 8},
                        runs_dir=tmp_path_factory.mktemp("stream-runs"), name="tiny-stream", stream=True,
-                       stream_settings={"stretch": STRETCH, "finetune_epochs": 3, "finetune_lr": 2e-3})
+                       stream_settings={"stretch": STRETCH, "finetune_epochs": 3, "finetune_lr": 2e-3},
+                       compress="int8", sparsity=0.5, finetune_epochs=2, calibration_windows=16)
     try:
-        result = run_training(req, Console(stderr=True, quiet=True))
+        result = run_train_job(req, Console(stderr=True, quiet=True))
     finally:
         torch.set_num_threads(threads)
     return Path(result["run_dir"])
@@ -147,12 +150,34 @@ def test_live_replay_steps_one_lane_once_per_sample(stream_run):
     assert summary["energy_uj_per_decision"]["basis"].endswith(f"x {start['hop']} steps")  # one lane: hop per decision
 
 
-def test_stream_with_compression_is_refused_in_one_line(tmp_path):
-    from cli import assert_one_line_error, har
+def test_compressed_stream_run_is_scored_on_one_lane_through_each_stream(stream_run):
+    """Every compression stage of a stream run scores the same decisions as the float stage (every hop of the test
+    stream), and its LiteRT figure is what stepping the int8 model once through the stream, never reset, gives."""
+    from collections import deque
 
-    proc = har("train", "--stream", "--compress", "int8", "--runs-dir", str(tmp_path), timeout=120)
-    assert_one_line_error(proc, 2, "--stream with --compress")
-    assert list(tmp_path.iterdir()) == []  # nothing created
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.streaming import build_streams
+
+    run = open_run(stream_run)
+    stages = json.loads((stream_run / "metrics.json").read_text())["stages"]
+    hops = stages["float"]["windows"]
+    assert stages["pruned"]["windows"] == stages["int8"]["windows"] == stages["integer"]["windows"] == hops
+    assert stages["integer"]["engine_bit_exact_counts"] is True
+    stream = build_streams(load_dataset("seglearn", TINY_CLASSES), run.fs_hz, [TINY_TEST_SUBJECT])[0]
+    it = Interpreter(model_content=(stream_run / "model_int8.tflite").read_bytes())
+    step = it.get_signature_runner("step")
+    (s_in, z_in) = step.get_input_details()["x_t"]["quantization"]
+    (s_out, z_out) = step.get_output_details()["spikes"]["quantization"]
+    recent, correct, decisions = deque(maxlen=run.window), 0, 0
+    for t, z in enumerate(run.normalization.apply(stream.x)):
+        q = np.clip(np.round(z / s_in + z_in), -128, 127).astype(np.int8)[None]
+        recent.append(s_out * (step(x_t=q)["spikes"][0].astype(np.float32) - z_out) > 0.5)
+        if t + 1 >= run.window and (t + 1) % run.hop == 0:
+            decisions += 1
+            correct += int(np.argmax(np.sum(recent, 0)) == stream.y[t])
+    assert decisions == hops
+    assert stages["int8"]["accuracy_litert"] == pytest.approx(correct / decisions)
 
 
 def test_a_fine_tune_keeps_its_start_unless_an_epoch_beats_it(tiny_run):

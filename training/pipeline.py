@@ -157,8 +157,6 @@ def training_run(req: TrainRequest, console: Console) -> Iterator[TrainedRun]:
     from training.model_card import model_card
 
     check_options(req, TRAIN_OPTIONS)  # every number checked before any data is read or folder created
-    if req.stream and req.compress != "none":
-        raise HarError("--stream with --compress: pruning fine-tunes on windows; not supported yet for streams")
     check_folder(req.runs_dir, "--runs-dir")
     try:
         L2MUConfig(n_classes=2, **req.model)

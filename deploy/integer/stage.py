@@ -56,42 +56,42 @@ def finetune_stage(run, weights_file: str, windows: Windows, split: SubjectSplit
 def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
                   finetune_epochs: int = FINETUNE_EPOCHS) -> IntegerMetrics:
     """Fine-tune (unless finetune_epochs is 0), quantise, and compare on the test windows."""
-    from deploy.compress import _counts_torch
-    from deploy.integer.host import NativeLibrary, build_library
+    from deploy.compress import float_counts
+    from deploy.held_out import held_out, runtime_spikes
+    from deploy.integer.host import NativeLibrary, NativeStep, build_library
     from deploy.integer.reference import run_reference
 
     t0 = time.time()
-    test = windows.of_subjects(split.test)
-    z_test, y_test = run.normalization.apply(test.x), test.y
-    before = _counts_torch(run, weights_file, z_test)
+    held = held_out(run, windows, split)
+    y_test = held.y
+    before = float_counts(run, weights_file, held)
     finetune = None
     if finetune_epochs > 0:
         finetune = finetune_stage(run, weights_file, windows, split, finetune_epochs, console)
         weights_file = INTEGER_WEIGHTS
-    float_counts = _counts_torch(run, weights_file, z_test) if finetune else before
+    floats = float_counts(run, weights_file, held) if finetune else before
     model = load_integer_model(run, weights_file)
     sources = model_sources(model)
     for name, text in sources.files().items():
         write_text(run.path / name, text)
-    xq = quantize_input(z_test)
-    with console.status(f"integer L2MU: numpy reference and C engine on {len(xq)} test windows"):
-        ref = run_reference(model, xq).counts
+    with console.status(f"integer L2MU: numpy reference and C engine on {held.decisions} {held.what}"):
+        ref = held.counts_batched(lambda z: run_reference(model, quantize_input(z), record=True).spikes["out"])
         try:
-            engine = NativeLibrary(build_library(sources)).run_windows(xq)[0]
+            engine = held.counts_of(runtime_spikes(NativeStep(NativeLibrary(build_library(sources)))))
         except HarError as exc:
             console.print(f"[yellow]native engine not built: {exc}[/]")
             engine = None
     acc = lambda c: float(np.mean(c.argmax(1) == y_test))  # noqa: E731
     return IntegerMetrics(
         accuracy_float_before_finetune=acc(before),
-        accuracy_float=acc(float_counts),
+        accuracy_float=acc(floats),
         accuracy_integer_reference=acc(ref),
         accuracy_engine=None if engine is None else acc(engine),
-        agreement_integer_with_float=float(np.mean(ref.argmax(1) == float_counts.argmax(1))),
+        agreement_integer_with_float=float(np.mean(ref.argmax(1) == floats.argmax(1))),
         agreement_integer_with_float_before_finetune=float(np.mean(ref.argmax(1) == before.argmax(1))),
         finetune=finetune,
         engine_bit_exact_counts=None if engine is None else bool(np.array_equal(engine, ref)),
-        windows=len(xq),
+        windows=held.decisions,
         weights=weights_file,
         nonzero_weights=model.nonzero_weights(),
         fraction_bits={p.name: p.frac_bits for p in model.populations},
