@@ -10,8 +10,8 @@
    did not add up (packets = accepted + each rejected category + pending, after every packet), and the samples lost
    in streams that only had duplicates and reorders.
 2. sessions: fuzzed streams through the whole live path (BleSource's decoding loop, merger, lanes, decisions), the
-   run's data contract with the tests' int8 LIF step model as its model (LiteRT: fast enough for hundreds of
-   sessions). For streams with one bad packet (a bit
+   run's data contract with the int8 step graph of a seeded untrained L2MU (tests/step_model_fixture.py) as its
+   model (LiteRT: fast enough for hundreds of sessions). For streams with one bad packet (a bit
    flip or a clock step): the share whose decisions resumed within one window (no two decisions further apart than
    window + hop).
 3. agreement: a real recording (the run's test subjects) streamed as har-imu packets at 3x real time through a
@@ -243,18 +243,18 @@ def jsonable(value):
     return value.item()
 
 
-def with_lif_step_model(run, folder: Path):
-    """A copy of `run` whose model_int8.tflite is the tests' 2-layer LIF int8 step model (one output per class):
-    a real LiteRT model, fast enough for hundreds of sessions."""
+def with_seeded_step_model(run, folder: Path):
+    """A copy of `run` whose model_int8.tflite is the int8 step graph of a seeded untrained tiny L2MU of its classes
+    (tests/step_model_fixture.py): a real LiteRT model that fires, fast enough for hundreds of sessions."""
     import shutil
 
-    from step_model_fixture import build_int8_step_model, lif_weights
+    from step_model_fixture import SMALL, build_int8_step_model, seeded_l2mu
 
     from training.run_dir import INT8_MODEL, open_run
 
     shutil.copytree(run.path, folder)
     calibration = np.random.default_rng(1).normal(size=(16, 40, 6)).astype(np.float32)
-    model = build_int8_step_model(lif_weights(n_classes=len(run.classes)), calibration)
+    model = build_int8_step_model(seeded_l2mu(len(run.classes), **SMALL), calibration)
     (folder / INT8_MODEL).write_bytes(model)
     return open_run(folder)
 
@@ -286,7 +286,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run = open_run(args.run if args.run else tiny_run(Path(tmp) / "runs"))
-        report["sessions"] = fuzz_sessions(with_lif_step_model(run, Path(tmp) / "lif"), recordings, args.streams, rng)
+        report["sessions"] = fuzz_sessions(with_seeded_step_model(run, Path(tmp) / "lif"), recordings, args.streams, rng)
         report["sessions"]["seconds"] = time.perf_counter() - t0
         print(f"sessions: {json.dumps(report['sessions'], default=jsonable)}", file=sys.stderr)
         report["agreement"] = agreement(run, args.seconds, args.speed, rng)

@@ -1,7 +1,7 @@
 """Live inference on this host: one sample through the int8 step model on LiteRT, and the live loop's CPU use.
 
     python bench/live_latency.py RUN_DIR        # a run with model_int8.tflite (har train --compress int8)
-    python bench/live_latency.py --fixture      # until then: the 2-layer LIF int8 step model of the tests
+    python bench/live_latency.py --fixture      # until then: the int8 step graph of a seeded untrained L2MU
 
 Prints one JSON object. Targets: median step <= 50 us; live loop <= 10 % of one core with 100 Hz input.
 The live loop is the whole `har live` path without the view: replay source (real bundled watch data resampled
@@ -28,11 +28,11 @@ INPUT_RATE_HZ = 100.0
 
 
 def fixture_run(folder: Path) -> Path:
-    """A run directory around the tests' int8 LIF step model: 7 seglearn classes, 20 Hz, window 40, hop 20."""
+    """A run directory around the int8 step graph of a seeded untrained default-size L2MU
+    (tests/step_model_fixture.py): 7 seglearn classes, 20 Hz, window 40, hop 20."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from step_model_fixture import build_int8_step_model, lif_weights
+    from step_model_fixture import build_int8_step_model, seeded_l2mu
 
-    from training.config import L2MUConfig
     from training.normalization import Normalization
     from training.run_dir import CONFIG, INT8_MODEL, NORMALIZATION, write_json
     from training.sources import load_dataset
@@ -40,13 +40,13 @@ def fixture_run(folder: Path) -> Path:
     data = load_dataset("seglearn")
     norm = Normalization.fit(np.concatenate([r.samples for r in data.recordings[:20]]))
     calibration = norm.apply(np.stack([r.samples[:40] for r in data.recordings[:16]]))
-    weights = lif_weights(n_classes=len(data.classes))
-    (folder / INT8_MODEL).write_bytes(build_int8_step_model(weights, calibration))
+    model = seeded_l2mu(len(data.classes))
+    (folder / INT8_MODEL).write_bytes(build_int8_step_model(model, calibration))
     norm.save(folder / NORMALIZATION)
     write_json(folder / CONFIG, {
-        "model": L2MUConfig(n_classes=len(data.classes)).to_dict(),
+        "model": model.cfg.to_dict(),
         "data": {"spec": "seglearn", "classes": data.classes, "fs_hz": 20.0, "window": 40, "hop": 20},
-        "split": {"train": [], "val": [], "test": ["6", "7"]}})
+        "split": {"train": [], "val": [], "test": ["6", "7"]}, "train": {"seed": 0}})
     return folder
 
 
@@ -99,7 +99,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", type=Path, help="run directory with model_int8.tflite")
-    parser.add_argument("--fixture", action="store_true", help="use the tests' int8 LIF step model")
+    parser.add_argument("--fixture", action="store_true", help="use the int8 step graph of a seeded untrained L2MU")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the live-loop measurement")
     parser.add_argument("--steps", type=int, default=5000, help="samples for the step latency")
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
         step = time_steps(model_bytes, x)
         live = live_cpu(run_path, args.seconds)
     print(json.dumps({
-        "model": "tests/step_model_fixture.py (2-layer LIF, int8)" if args.fixture else str(model_path),
+        "model": "tests/step_model_fixture.py (seeded untrained L2MU, int8)" if args.fixture else str(model_path),
         "model_bytes": len(model_bytes),
         "step_us": step, "step_target_us": STEP_TARGET_US, "step_ok": step["median"] <= STEP_TARGET_US,
         "live": live, "cpu_target_fraction": CPU_TARGET, "cpu_ok": live["cpu_fraction"] <= CPU_TARGET,

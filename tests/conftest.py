@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny L2MU trained on real bundled watch data (float, and compressed to int8 by the real
-`har train --compress int8` pipeline), and a small real 2-layer LIF int8 step model for the live backends."""
+`har train --compress int8` pipeline), and the int8 step graph of a seeded untrained L2MU for the live backends."""
 
 from __future__ import annotations
 
@@ -44,12 +44,13 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def int8_step_model() -> tuple[bytes, object]:
-    """(model_int8.tflite bytes, float weights) of a 2-layer LIF step with one output per TINY_CLASSES class."""
-    from step_model_fixture import build_int8_step_model, lif_weights
+    """(model_int8.tflite bytes, torch model) of a seeded, untrained tiny L2MU with one output per TINY_CLASSES class
+    (tests/step_model_fixture.py)."""
+    from step_model_fixture import SMALL, build_int8_step_model, seeded_l2mu
 
-    weights = lif_weights(n_classes=len(TINY_CLASSES))
+    model = seeded_l2mu(len(TINY_CLASSES), **SMALL)
     calibration = np.random.default_rng(1).normal(size=(16, 40, 6)).astype(np.float32)
-    return build_int8_step_model(weights, calibration), weights
+    return build_int8_step_model(model, calibration), model
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +60,23 @@ def int8_run(tmp_path_factory) -> Path:
     quantization_report.md, metrics stages "pruned" and "int8")."""
     return _train_tiny(tmp_path_factory.mktemp("int8-runs"), "tiny-int8", compress="int8", sparsity=0.5,
                        finetune_epochs=2, calibration_windows=16)
+
+
+@pytest.fixture(scope="session")
+def int8_stream_run(int8_run, tmp_path_factory) -> Path:
+    """`int8_run` as a stream run: a copy with `data.stream` true in its config.json, so its deployment contract has
+    one lane and the reset rule zero-state-per-stream. A stream run's int8 step model is the same step graph as a
+    windowed run's (only the runtime rule differs), so this one serves until `har train --stream --compress int8`
+    can train one."""
+    import json
+    import shutil
+
+    run = tmp_path_factory.mktemp("int8-stream-runs") / f"{int8_run.name}-stream"
+    shutil.copytree(int8_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["stream"] = True
+    (run / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return run
 
 
 def fresh_litert_counts(model: bytes, windows: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Step-model backends. Choosing a backend and refusing a model that breaks the contract use the real int8 step
-model of a `har train --compress int8` run; the state tests (reset, lanes, reset_all_variables) use the small
-int8 LIF step of tests/step_model_fixture.py, whose seeded weights make it spike on these inputs (checked below),
-whereas the tiny trained run may emit no output spike at all (its pruned fine-tune sometimes ends at chance level)."""
+model of a `har train --compress int8` run; the state tests (reset, lanes, reset_all_variables) use the same int8
+L2MU step graph for a seeded untrained model (tests/step_model_fixture.py), whose output population fires on these
+inputs (checked below), whereas the tiny trained run may emit no output spike at all on some seeds."""
 
 from __future__ import annotations
 
@@ -27,18 +27,18 @@ def inputs() -> np.ndarray:
 
 
 def test_litert_step_follows_the_float_network(int8_step_model, inputs):
-    model, weights = int8_step_model
+    model, float_model = int8_step_model
     lane = LiteRTStep(model)
     agree, total_spikes = [], 0
     for seq in inputs:
         lane.reset()
         got = stream(lane, seq)
-        want = reference_spikes(weights, seq)
+        want = reference_spikes(float_model, seq)
         assert set(np.unique(got)) <= {0.0, 1.0}
         agree.append((got == want).mean())
         total_spikes += got.sum()
     assert total_spikes > 0
-    assert np.mean(agree) > 0.9  # int8 flips a few spikes near the threshold (docs/toolchain.md)
+    assert np.mean(agree) > 0.85  # int8 flips a few spikes near the threshold (docs/toolchain.md)
 
 
 def test_litert_reset_returns_to_the_zero_state(int8_step_model, inputs):
