@@ -34,6 +34,7 @@ from rich.markup import escape  # noqa: E402
 
 from bench import ours  # noqa: E402
 from bench.contender import Contender, accuracy, time_decisions  # noqa: E402
+from bench.streams import stream_records, summarise_streams  # noqa: E402
 from bench.protocol import (  # noqa: E402
     AUGMENT_DEG, FS_HZ, FULL, HOP, QUICK, SEED, WINDOW, Data, Fold, Settings, folds, load_data)
 from bench.summary import OURS, device_estimates, ratios, summarise_model  # noqa: E402
@@ -86,8 +87,9 @@ def record(c: Contender, scores: dict, times: list[float], reported: float | Non
                            "n": len(times)}, "notes": c.notes}
 
 
-def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tuple[list[dict], dict, dict]:
-    """Train every contender on the fold, score it on all test windows and time it; (records, samples, seconds)."""
+def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tuple[list[dict], list[dict], dict, dict]:
+    """Train every contender on the fold, score it on all test windows and time it, and compare the stream
+    contenders on the test subjects' streams (bench/streams.py); (records, stream records, samples, seconds)."""
     seconds: dict[str, float] = {}
     label = f"fold {fold.index + 1}/{settings.folds}"
     console.print(f"[bold]{label}[/]: test subjects {','.join(fold.split.test)}, validation {','.join(fold.split.val)}"
@@ -112,7 +114,10 @@ def run_fold(fold: Fold, data: Data, settings: Settings, console: Console) -> tu
         times = time_decisions(contenders, fold.test.x[pick])
     seconds["measure"] = time.time() - t0
     records = [record(c, scores[c.key], times[c.key], reported.get(c.key)) for c in contenders]
-    return records, times, seconds
+    t0 = time.time()
+    streams = stream_records(fold, data, next(c for c in contenders if c.key == "forest"), console)
+    seconds["streams"] = time.time() - t0
+    return records, streams, times, seconds
 
 
 def one_thread_each() -> None:
@@ -139,11 +144,11 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
     try:
         for fold in folds(data, settings, out.artifacts):
             t0 = time.time()
-            records, times, seconds = run_fold(fold, data, settings, console)
+            records, streams, times, seconds = run_fold(fold, data, settings, console)
             fold_records.append({"fold": fold.index + 1, "split": fold.split.to_dict(), "test_windows": len(fold.test),
                                  "seconds": {**{k: round(v, 1) for k, v in seconds.items()},
                                              "total": round(time.time() - t0, 1)},
-                                 "models": records})
+                                 "models": records, "streams": streams})
             for key, t in times.items():
                 samples.setdefault(key, []).extend(t)
     except KeyboardInterrupt:
@@ -166,7 +171,7 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
                      "training subjects", "augmentation_deg": AUGMENT_DEG, "threads": 1},
         "host": host(load_at_start),
         "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds(), 1), "ours": OURS,
-        "models": models, "ratios": ratios(models), "folds": fold_records,
+        "models": models, "ratios": ratios(models), "streams": summarise_streams(fold_records), "folds": fold_records,
         "outputs": {k: str(v) for k, v in vars(out).items()},
     }
 

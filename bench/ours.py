@@ -105,6 +105,61 @@ def _emulated(run: Run, result: dict, test_x: np.ndarray) -> dict | None:
     return emulated_decision(model, info.ops, q, result["stages"]["int8"]["tflm_arena_bytes"], len(info.states))
 
 
+def _native_contenders(run: Run, result: dict, step: dict, test_x: np.ndarray) -> list[Contender]:
+    """The integer L2MU on the C engine (docs/integer-engine.md), host through ctypes, with its instructions per
+    decision measured on the emulated Cortex-M4F (deploy/integer/firmware.py): per the windowed rule (2 lanes, a
+    window from the zero state per decision) and on one lane (a decision every hop over the last window's output
+    spikes, `har train --stream` runs' rule). Accuracy is on the test windows for both (the one-lane rule's accuracy
+    on streams is in the stream table)."""
+    from bench.device import WINDOWS, tflm_root
+    from deploy.firmware.targets import CORTEX_M4
+    from deploy.integer.codegen import model_sources
+    from deploy.integer.host import NativeLibrary, build_library
+    from deploy.integer.model import quantize_input
+    from deploy.integer.stage import integer_weights_file, load_integer_model
+
+    model = load_integer_model(run, integer_weights_file(run))
+    sources = model_sources(model)
+    library_file = build_library(sources)
+    library = NativeLibrary(library_file)
+    stage = result["stages"]["integer"]
+    work = result["stages"].get("pruned", result["stages"]["float"])
+    xq = quantize_input(test_x[:WINDOWS])
+
+    def counts(zs: np.ndarray) -> np.ndarray:
+        return library.run_windows(quantize_input(zs))[0]
+
+    out = []
+    for key, label, lanes, reset in (("l2mu_native", "L2MU integer engine", 2, True),
+                                     ("l2mu_native_one_lane", "L2MU integer engine, one lane", 1, False)):
+        emulated, notes = None, []
+        if tflm_root() is not None:
+            from deploy.integer.firmware import measure_native
+
+            m = measure_native(model, sources, xq, WINDOW, run.hop, lanes, CORTEX_M4, tflm_root(), reset)
+            emulated = {"target": m.target, "machine": m.machine, "windows": m.windows,
+                        "instructions_per_decision": m.instructions_per_decision, "elf_text": m.elf["text"]}
+            notes.append(f"{m.instructions_per_step['median']:,} instructions per step on {m.target}, "
+                         f"{m.instructions_per_decision['median']:,} per decision; engine + model "
+                         f"{m.elf['text']:,} B flash, {m.state_bytes + m.stack_bytes:,} B RAM (state + stack); "
+                         f"bit-exact with the numpy reference: {m.bit_exact}")
+        steps = 2 * run.hop if lanes == 2 else run.hop
+        out.append(Contender(
+            key, label, ours=True, runtime="C engine", format="engine + model flash (M4 text)",
+            # what a decision costs the host: a window from the zero state, or on one lane the hop steps since
+            # the last decision (the step's cost depends on spikes, not on where the state started)
+            decide=(lambda z: int(counts(z[None])[0].argmax())) if reset else
+            (lambda z: int(counts(z[None, -run.hop:])[0].argmax())), predict=lambda zs: counts(zs).argmax(1),
+            params=result["model"]["params"],
+            model_bytes=library_file.stat().st_size if emulated is None else emulated["elf_text"],
+            arena_bytes=None, macs=work["effective_macs_per_window"], acs=work["effective_acs_per_window"],
+            dense_macs=0, workload=Workload(0, work["synops_per_window"] / WINDOW, 0, steps),
+            epochs=result["training"]["epochs_run"], emulated=emulated,
+            notes=[f"event-driven integer step ({stage['nonzero_weights']:,} nonzero weights), {steps} steps per "
+                   "decision; host latency through ctypes, one call per decision", *notes]))
+    return out
+
+
 def contenders(result: dict, test_x: np.ndarray) -> list[Contender]:
     """Float, int8 on LiteRT and int8 on TFLM; the int8 rows' device figures come from the emulated MCU run on
     the fold's normalised test windows `test_x` (one run: same model, same firmware)."""
@@ -112,4 +167,4 @@ def contenders(result: dict, test_x: np.ndarray) -> list[Contender]:
     step = step_ops(run.config["model"])
     emulated = _emulated(run, result, test_x)
     return [_float_contender(run, result, step), _int8_contender(run, result, step, "LiteRT", emulated),
-            _int8_contender(run, result, step, "TFLM", emulated)]
+            _int8_contender(run, result, step, "TFLM", emulated), *_native_contenders(run, result, step, test_x)]

@@ -79,6 +79,15 @@ def _verdict(r: dict) -> str:
     return f"L2MU {word} ×{r['factor']:.2f}{gap}" if r["factor"] != float("inf") else f"L2MU {word}"
 
 
+def stream_table(streams: list[dict]) -> list[str]:
+    return _table(["Contender", "Accuracy, every decision", "Accuracy, inside recordings", "Steps / decision",
+                   "History (samples)"],
+                  [[s["label"], _pm(s["accuracy_every_decision"], s["accuracy_every_decision_std"]),
+                    _pm(s["accuracy_inside_recordings"], s["accuracy_inside_recordings_std"]),
+                    _int(s["steps_per_decision"]), _int(s["history_samples"]) if s["history_samples"] else "state"]
+                   for s in streams])
+
+
 def ratio_table(ratios: list[dict]) -> list[str]:
     return _table(["Column", "L2MU int8 step (LiteRT)", "Best peer", "Peer value", "Ours / peer", "Verdict"],
                   [[r["title"], _value(r["column"], r["ours"]), f"{r['best_peer']}, {r['best_peer_runtime']}",
@@ -178,7 +187,9 @@ def markdown(result: dict, png: str) -> str:
         "instructions** — each model built with the firmware harness for the Cortex-M4F (CMSIS-NN), run under QEMU "
         "mps2-an386 on test windows, every Invoke() counted (`bench/device.py`, docs/firmware.md) — times the "
         "profile's cycles per instruction (still an estimate: cycles and power are not measured); the notes say "
-        "which rows.", "",
+        "which rows. The C engine rows (the integer L2MU, docs/integer-engine.md) likewise: engine + model built for "
+        "the Cortex-M4F with arm-none-eabi-gcc, run under QEMU on test windows, every step counted "
+        "(`deploy/integer/firmware.py`).", "",
         f"![accuracy against estimated energy per decision]({png})", "",
         "## L2MU int8 step against the best peer, column by column", "",
         "Ours: the L2MU int8 streaming step on LiteRT. Best peer: the best value among the four peers on that "
@@ -187,6 +198,16 @@ def markdown(result: dict, png: str) -> str:
         *wins_and_losses(result["ratios"]),
         "Against each peer (ours / peer; ✔ where the L2MU int8 step is better, ✘ worse, = on par):", "",
         *peer_matrix(result), "",
+        "## Streams: one lane, a decision every hop", "",
+        *stream_table(result["streams"]), "",
+        "Each fold's test subjects' recordings joined into one stream per subject (activities interleaved, so every "
+        "recording start is a true activity change); every contender decides at the same samples, every hop from "
+        "the first full window on (bench/streams.py). Inside recordings: the decisions whose window does not "
+        "straddle a change, the set a test window belongs to. Streaming L2MU: the fold's L2MU after the stream "
+        "fine-tune of `har train --stream` (kept only where it beat the windowed weights on the validation "
+        "streams), one state per stream never reset; steps per decision = model steps between decisions. The vote "
+        "gives the forest the span a streaming model's ring buffer and memory see. Float models (torch, "
+        "scikit-learn).", "",
         "## Notes per model", "",
         "Numbers inside the notes are of the last fold.", "",
         *[f"- {m['label']} ({m['runtime']}): {'; '.join(_epochs(m) + m['notes'] + _dispatch(m) + _executed(m))}."
@@ -198,7 +219,7 @@ def markdown(result: dict, png: str) -> str:
         *_table(["Fold", "Test subjects", "Validation", "Test windows", "Seconds (L2MU / peers / measuring)"],
                 [[str(f["fold"]), ",".join(f["split"]["test"]), ",".join(f["split"]["val"]), str(f["test_windows"]),
                   f"{f['seconds']['l2mu']:.0f} / "
-                  f"{sum(v for k, v in f['seconds'].items() if k not in ('l2mu', 'measure', 'total')):.0f} / "
+                  f"{sum(v for k, v in f['seconds'].items() if k not in ('l2mu', 'measure', 'streams', 'total')):.0f} / "
                   f"{f['seconds']['measure']:.0f}"] for f in result["folds"]]), "",
         f"Machine-readable: `{Path(o['json']).name}` (every fold, every basis). The models of every fold (L2MU "
         f"run directories, .tflite, .onnx) stay in `{os.path.relpath(o['artifacts'], Path(o['markdown']).parent)}/`.",
@@ -250,4 +271,5 @@ def write_report(result: dict, out) -> None:
 def summary_text(result: dict) -> str:
     """What the command prints on stdout without --json: the three tables."""
     models = result["models"]
-    return "\n".join([*accuracy_table(models), "", *latency_table(models), "", *ratio_table(result["ratios"]), ""])
+    return "\n".join([*accuracy_table(models), "", *latency_table(models), "", *ratio_table(result["ratios"]), "",
+                      *stream_table(result["streams"]), ""])

@@ -225,18 +225,29 @@ def train_stream_fold(req, dataset: Dataset, windows, split, label: str, console
                                                 on_best)
     if windowed.interrupted or windowed.best_epoch < 1 or settings.finetune_epochs < 1:
         return model, norm, windowed, tcfg, test
-    start = _score_at_hops(model, val, norm, req.window, req.hop)[1]
-    fcfg = TrainConfig(settings.finetune_epochs, req.batch_size, settings.finetune_lr, settings.finetune_patience,
-                       req.seed, req.augment_deg)
     with _progress(console) as progress:
-        task = progress.add_task(f"{label}: streams", total=fcfg.epochs, status=f"start val acc {start:.3f}")
+        task = progress.add_task(f"{label}: streams", total=settings.finetune_epochs, status="")
 
         def on_epoch(r: dict) -> None:
             progress.update(task, advance=1, status=f"loss {r['train_loss']:.3f}  val acc {r['val_accuracy']:.3f}")
 
-        streamed = fit_stream(model, train, val, norm, fcfg, settings, req.window, req.hop, on_epoch,
-                              on_best or (lambda m: None), start)
+        streamed, start = finetune_on_streams(model, train, val, norm, settings, tcfg, req.window, req.hop, on_epoch,
+                                              on_best or (lambda m: None))
     return model, norm, _joined(windowed, streamed, start), tcfg, test
+
+
+def finetune_on_streams(model: L2MU, train: list[Stream], val: list[Stream], norm: Normalization,
+                        settings: StreamSettings, tcfg: TrainConfig, window: int, hop: int,
+                        on_epoch: Callable[[dict], None] = lambda e: None,
+                        on_best: Callable[[L2MU], None] = lambda m: None) -> tuple[History, float]:
+    """The second phase of `har train --stream`, in place on a windowed model: `settings.finetune_epochs` of
+    `fit_stream` at `settings.finetune_lr` (batch size, seed and augmentation of `tcfg`); an epoch replaces the
+    starting weights only if it beats their accuracy at every hop of the validation streams. Returns the phase's
+    history and that starting accuracy."""
+    start = _score_at_hops(model, val, norm, window, hop)[1]
+    fcfg = TrainConfig(settings.finetune_epochs, tcfg.batch_size, settings.finetune_lr, settings.finetune_patience,
+                       tcfg.seed, tcfg.augment_deg)
+    return fit_stream(model, train, val, norm, fcfg, settings, window, hop, on_epoch, on_best, start), start
 
 
 def _joined(windowed: History, streamed: History, start: float) -> History:
