@@ -129,7 +129,8 @@ def live(
     label: str = typer.Option(None, help="Label for recorded rows when the source carries none."),
     subject: str = typer.Option("live", help="Subject id written in recorded rows."),
     backend: LiveBackend = typer.Option(None, help="litert (int8 step model), torch (float) or native (integer C "
-                                                   "engine); default litert when the run has model_int8.tflite."),
+                                                   "engine); default native when the run has its integer stage "
+                                                   "and a C compiler is here, else litert with model_int8.tflite."),
     device: str = typer.Option("host", help="Device profile (name or TOML file) for the energy per decision."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where to look for the latest run."),
     json_out: bool = typer.Option(False, "--json", help="JSON events on stdout, one per line, ending with a summary."),

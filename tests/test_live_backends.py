@@ -103,6 +103,19 @@ def test_backend_choice(tiny_run, tmp_path, int8_run):
     assert all(isinstance(lane, TorchStep) for lane in open_lanes(run, "torch", 2))
 
 
+def test_the_integer_engine_is_the_default_where_a_compiler_is_present(int8_run, monkeypatch):
+    """A run with its integer stage runs on the C engine by default; with no C compiler on PATH (CC unset), on its
+    int8 step model on LiteRT."""
+    from deploy.integer.host import compiler
+
+    run = open_run(int8_run)
+    assert "integer" in run.metrics["stages"] and compiler() is not None
+    assert choose_backend(run, None, print) == "native"
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert compiler() is None and choose_backend(run, None, print) == "litert"
+
+
 def test_a_tflite_that_breaks_the_contract_is_refused(int8_run, tmp_path):
     copy = shutil.copytree(int8_run, tmp_path / "run")
     run = open_run(copy)

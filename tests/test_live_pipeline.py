@@ -77,12 +77,13 @@ def test_live_replay_matches_the_offline_window_forward(tiny_run, torch_events):
 
 
 def test_int8_l2mu_on_litert_matches_its_offline_windows(int8_run):
-    # The real int8 step model of `har train --compress int8`, chosen by default, against the same offline windows
-    # run through LiteRT one window at a time (deploy.step_runtimes.window_counts: reset, then step 40 samples).
+    # The real int8 step model of `har train --compress int8` against the same offline windows run through LiteRT
+    # one window at a time (deploy.step_runtimes.window_counts: reset, then step 40 samples).
     from deploy.step_runtimes import LiteRTStep, window_counts
 
     run = open_run(int8_run)
-    code, events, stderr = live("--run", str(int8_run), "--replay", "bundled", "--speed", "0", "--json")
+    code, events, stderr = live("--run", str(int8_run), "--replay", "bundled", "--speed", "0", "--json",
+                                "--backend", "litert")
     assert code == 0, stderr
     assert events[0]["backend"] == "litert" and "torch" not in stderr
     starts, windows, truth = offline_windows(run)

@@ -47,9 +47,15 @@ class TorchStep:
 
 
 def choose_backend(run: Run, requested: str | None, say: Callable[[str], None]) -> str:
-    """litert when the run has the int8 step model, else torch (with a message); an explicit choice is checked."""
+    """By default the integer C engine when the run has its integer stage and a C compiler is here (the engine is
+    built on first use, docs/integer-engine.md), else litert when the run has the int8 step model, else torch (with
+    a message); an explicit choice is checked."""
+    from deploy.integer.host import compiler
+
     has_int8 = (run.path / INT8_MODEL).is_file()
     if requested is None:
+        if "integer" in run.metrics.get("stages", {}) and compiler() is not None:
+            return "native"
         if has_int8:
             return "litert"
         say(f"{run.path.name} has no {INT8_MODEL} (run `har train --compress int8`): using the float torch model")
