@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from deploy.c_export import c_float, c_string
-from deploy.har_contract import SCHEMA, SCHEMA_VERSION, DeploymentContract
+from deploy.har_contract import RESET_RULE, SCHEMA, SCHEMA_VERSION, DeploymentContract
 from deploy.tflite_metadata import ModelDoc, TensorDoc, with_metadata
 from training.atomic import write_bytes, write_text
 
@@ -24,9 +24,8 @@ def model_doc(contract: DeploymentContract) -> ModelDoc:
     return ModelDoc(
         name="har L2MU step",
         description=(f"Spiking L2MU activity classifier, one streaming time step at {c.model_rate_hz:g} Hz. A decision "
-                     f"is the argmax of the output spikes summed over {c.window} steps from the zero state (run the "
-                     f"zero_state signature at each window start), every {c.hop} samples ({c.lanes} lanes). Run "
-                     f"{c.run}; the full contract is har-contract.json."),
+                     f"every {c.hop} samples is the argmax of the output spikes summed over the last {c.window} steps; "
+                     f"{_state_rule(c)} Run {c.run}; the full contract is har-contract.json."),
         version=c.run,
         author="har",
         license="Apache-2.0",
@@ -35,6 +34,14 @@ def model_doc(contract: DeploymentContract) -> ModelDoc:
         outputs=(TensorDoc("spikes", f"Output spikes of this step, one per class: spike when {q_out.scale:.9g} x "
                                      f"(q - {q_out.zero_point}) > {c.spike_threshold:g}.", LABELS_FILE),),
     )
+
+
+def _state_rule(c: DeploymentContract) -> str:
+    """Where the state starts under the contract's reset rule, for the model description."""
+    if c.reset_rule == RESET_RULE:
+        return (f"each window starts from the zero state (run the zero_state signature at its start), {c.lanes} "
+                "lanes.")
+    return "one lane, zeroed (zero_state signature) only at a segment start: the stream's start, a gap, a reconnect."
 
 
 def _floats(values) -> str:
@@ -61,6 +68,7 @@ def kotlin_config(contract: DeploymentContract) -> str:
         f"    const val WINDOW = {c.window}",
         f"    const val HOP = {c.hop}",
         f"    const val LANES = {c.lanes}",
+        f"    const val RESET_WINDOWS = {str(c.reset_rule == RESET_RULE).lower()}  // reset rule {c.reset_rule}",
         f"    val MEAN = floatArrayOf({_floats(c.mean)})",
         f"    val STD = floatArrayOf({_floats(c.std)})",
         f"    const val INPUT_SCALE = {c_float(c.input_quantization.scale)}",

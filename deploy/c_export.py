@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from deploy.contract import build_contract
-from deploy.har_contract import SCHEMA, SCHEMA_VERSION, DeploymentContract
+from deploy.har_contract import RESET_RULE, SCHEMA, SCHEMA_VERSION, DeploymentContract
 from deploy.tflite_model import StepModelInfo
 from deploy.tflm_arena_probe import ArenaMeasurement
 from training.run_dir import Run
@@ -61,9 +61,11 @@ def contract_defines(contract: DeploymentContract) -> list[str]:
         f"#define HAR_CHANNELS {len(c.channels)}  // {order}",
         f"#define HAR_NUM_CLASSES {len(c.classes)}",
         f"#define HAR_SAMPLE_RATE_HZ {c_float(c.model_rate_hz)}",
-        f"#define HAR_WINDOW {c.window}  // samples per window (one decision), from the zero state",
+        f"#define HAR_WINDOW {c.window}  // samples per decision: its output spikes are summed",
         f"#define HAR_HOP {c.hop}  // samples between decisions",
-        f"#define HAR_LANES {c.lanes}  // overlapping windows = interpreters: ceil(HAR_WINDOW / HAR_HOP)",
+        f"#define HAR_LANES {c.lanes}  // interpreters: ceil(HAR_WINDOW / HAR_HOP) per window, 1 per stream",
+        f"#define HAR_RESET_WINDOWS {int(c.reset_rule == RESET_RULE)}  // {c.reset_rule}: 1 = zero state at each "
+        "window start, 0 = only at a segment start",
         "",
         "// Input: z = (x - mean) / std, then q = round(z / scale) + zero_point (int8)",
         f"#define HAR_INPUT_SCALE {c_float(c.input_quantization.scale)}",

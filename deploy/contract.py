@@ -76,12 +76,15 @@ def build_contract(run: Run, model: bytes | None = None, info: StepModelInfo | N
     )
 
 
+# the reset rules every bundle template runs (Linux runner, Kotlin classifier, TFLM firmware; the native engine too)
+BUNDLE_RESET_RULES = (RESET_RULE, STREAM_RESET_RULE)
+
+
 def require_bundle_can_run(contract: DeploymentContract, bundle: str) -> None:
-    """The bundle templates (Linux runner, Kotlin classifier, TFLM firmware) run the per-window reset rule only."""
-    if contract.reset_rule != RESET_RULE:
-        raise HarError(f"{bundle} bundles run the reset rule {RESET_RULE!r}, but run {contract.run} needs "
-                       f"{contract.reset_rule!r} (a `har train --stream` run): classify it with `har live`",
-                       ExitCode.DOMAIN)
+    """The bundle templates run both of the contract's reset rules; a contract with any other rule is refused."""
+    if contract.reset_rule not in BUNDLE_RESET_RULES:
+        raise HarError(f"{bundle} bundles run the reset rules {', '.join(map(repr, BUNDLE_RESET_RULES))}, but run "
+                       f"{contract.run} needs {contract.reset_rule!r}", ExitCode.DOMAIN)
 
 
 def write_contract(folder: Path, contract: DeploymentContract) -> str:

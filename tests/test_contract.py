@@ -102,17 +102,18 @@ def test_a_broken_manifest_fails_on_load_with_one_line_naming_the_field(bundles,
     assert har_err.value.exit_code == 2 and named in str(har_err.value)
 
 
-def test_a_stream_runs_contract_is_not_bundled_for_per_window_templates(int8_run):
+def test_every_bundle_template_runs_both_reset_rules_and_no_other(int8_run):
     from dataclasses import replace
 
     from deploy.contract import require_bundle_can_run
     from deploy.har_contract import STREAM_RESET_RULE
 
     contract = build_contract(open_run(int8_run))
-    require_bundle_can_run(contract, "rpi4")  # the per-window rule: fine
+    require_bundle_can_run(contract, "rpi4")  # the per-window rule
+    require_bundle_can_run(replace(contract, reset_rule=STREAM_RESET_RULE, lanes=1), "rpi4")  # a stream run's
     with pytest.raises(HarError) as err:
-        require_bundle_can_run(replace(contract, reset_rule=STREAM_RESET_RULE, lanes=1), "rpi4")
-    assert err.value.exit_code == 3 and "har live" in str(err.value) and "\n" not in str(err.value)
+        require_bundle_can_run(replace(contract, reset_rule="zero-state-per-decision"), "rpi4")
+    assert err.value.exit_code == 3 and "zero-state-per-decision" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_every_bundle_carries_the_runs_manifest(bundles, int8_run):
@@ -257,7 +258,7 @@ def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp
 
 @pytest.mark.parametrize("change, named", [
     ({"input_quantization": "double the scale"}, "'input_quantization'"),  # a manifest of another model
-    ({"reset_rule": "zero-state-per-stream", "lanes": 1}, "'reset_rule'"),  # a valid contract the runner cannot run
+    ({"reset_rule": "zero-state-per-stream"}, "'lanes'"),  # a stream run's rule with the windowed lane count
 ])
 def test_pi_runner_refuses_a_manifest_it_cannot_honour(bundles, tmp_path, change, named):
     import shutil

@@ -1,10 +1,12 @@
 """`har deploy` for Linux boards: the bundle's runner classifies a real recording exactly as LiteRT does window by
-window, benchmarks itself, and the Android bundle carries readable TFLite metadata and labels."""
+window (a stream run's: one lane stepped through each segment), benchmarks itself, and the Android bundle carries
+readable TFLite metadata and labels, and a stream run's Kotlin config its reset rule."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from rich.console import Console
 
 from conftest import TINY_CLASSES, TINY_TEST_SUBJECT, fresh_litert_counts
 from deploy.pipeline import DeployRequest, deploy
+from test_contract import _har_free_python, _watch_recording_csv  # the windowed rule's cross-runtime check
 from training.run_dir import open_run
 
 
@@ -58,6 +61,123 @@ def test_runner_streams_a_real_recording_like_litert(rpi4_bundle, int8_run, tmp_
     assert [d["class_index"] for d in decisions] == expected
     assert all(d["label"] == label and d["class"] == run.classes[d["class_index"]] for d in decisions)
     assert summary["samples"] == len(x) and summary["malformed"] == 0 and summary["per_step_us"]["n"] > 0
+
+
+@pytest.fixture(scope="module")
+def rpi4_stream_bundle(int8_stream_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rpi4-stream") / "bundle"
+    return deploy(DeployRequest(device="rpi4", run=int8_stream_run, out=out), Console(stderr=True, quiet=True)), out
+
+
+def _segments_csv(run, path, gap_s: float) -> list[np.ndarray]:
+    """The held-out subject's real recordings at the model rate, one after another with `gap_s` of silence between
+    them, in har's CSV format; returns each recording's samples as written (6 significant digits)."""
+    from training.sources import load_dataset
+    from training.sources.csv_recordings import format_csv
+    from training.windowing import resample
+
+    recs = [r for r in load_dataset("seglearn", TINY_CLASSES).recordings if r.subject == TINY_TEST_SUBJECT]
+    text, segments, t0 = [], [], 0.0
+    for i, r in enumerate(recs):
+        x = resample(r.samples, r.fs_hz, run.fs_hz)
+        t = t0 + np.arange(len(x)) / run.fs_hz
+        text.append(format_csv(t, x, [r.label] * len(x), r.subject, header=i == 0))
+        segments.append(np.array([[float(f"{v:.6g}") for v in row] for row in x], np.float32))
+        t0 = t[-1] + gap_s
+    path.write_text("".join(text))
+    return segments
+
+
+def _litert_spikes(model: bytes, segments: list[np.ndarray], zero_each: bool) -> list[np.ndarray]:
+    """Output spikes (n_i, C) of LiteRT stepped through normalised segments (n_i, 6) without any reset: a fresh
+    interpreter (the zero state, no reset relied on) per segment if `zero_each`, else one through them all."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, it = [], None
+    for z in segments:
+        if it is None or zero_each:
+            it = Interpreter(model_content=model)
+            it.allocate_tensors()
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        (s_in, z_in), (s_out, z_out) = i["quantization"], o["quantization"]
+        spikes = []
+        for x in z:
+            it.set_tensor(i["index"], np.clip(np.round(x / s_in + z_in), -128, 127).astype(np.int8)[None])
+            it.invoke()
+            spikes.append(s_out * (it.get_tensor(o["index"])[0].astype(np.float32) - z_out) > 0.5)
+        out.append(np.array(spikes, np.int64))
+    return out
+
+
+def _ring_counts(spikes: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """The stream rule's decision counts (D, C): at every t with t + 1 >= window and (t + 1) % hop == 0, the output
+    spikes of steps t - window + 1 .. t summed."""
+    n = np.concatenate([np.zeros((1, spikes.shape[1]), np.int64), np.cumsum(spikes, axis=0)])  # n[e] = steps 0..e-1
+    return np.array([n[e] - n[e - window] for e in range(window, len(spikes) + 1) if e % hop == 0])
+
+
+def test_stream_runner_steps_one_lane_through_each_segment(rpi4_stream_bundle, int8_stream_run, tmp_path):
+    """A stream run's bundle: one lane, zeroed only where a gap longer than the resampler's max_gap_s starts a new
+    segment, a decision every hop over the last window of output spikes, exactly as LiteRT stepped through each
+    segment from the zero state. Neither neighbouring rule gives these counts on this recording (checked here, so
+    that the agreement tells the rules apart): one state run on through the gaps, or a reset at every window."""
+    _, out = rpi4_stream_bundle
+    run = open_run(int8_stream_run)
+    manifest = json.loads((out / "har-contract.json").read_text())
+    assert (manifest["reset_rule"], manifest["lanes"]) == ("zero-state-per-stream", 1)
+    segments = _segments_csv(run, tmp_path / "rec.csv", 2 * manifest["resampler"]["max_gap_s"])
+    done = subprocess.run([sys.executable, str(out / "har_runner.py"), "--csv", str(tmp_path / "rec.csv"), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *decisions, summary = [json.loads(ln) for ln in done.stdout.splitlines()]
+    model = (int8_stream_run / "model_int8.tflite").read_bytes()
+    z = [run.normalization.apply(x) for x in segments]
+    expected = np.concatenate([_ring_counts(s, run.window, run.hop) for s in _litert_spikes(model, z, True)])
+    assert summary["summary"]["segments"] == len(segments) and summary["summary"]["samples"] == sum(map(len, z))
+    assert [d["counts"] for d in decisions] == expected.tolist()
+    assert [d["class_index"] for d in decisions] == expected.argmax(1).tolist()
+    through_gaps = np.concatenate([_ring_counts(s, run.window, run.hop) for s in _litert_spikes(model, z, False)])
+    per_window = np.concatenate([fresh_litert_counts(model, np.array([s[e - run.window : e]
+                                                                      for e in range(run.window, len(s) + 1, run.hop)]))
+                                 for s in z])
+    assert run.window % run.hop == 0  # so the per-window rule decides at the same steps
+    assert (through_gaps != expected).any() and (per_window != expected).any()
+
+
+def test_stream_runner_without_har_decides_as_har_live_replay(rpi4_stream_bundle, int8_stream_run, tmp_path):
+    """The cross-runtime check of the stream rule: the Pi runner with no `har` importable and `har live --replay`
+    on a recording at the watch's own rate (resampling and gaps included) give the same decisions."""
+    _, out = rpi4_stream_bundle
+    csv = tmp_path / "watch.csv"
+    _watch_recording_csv(csv)
+    python = _har_free_python(tmp_path)
+    runner = subprocess.run([*python, str(out / "har_runner.py"), "--csv", str(csv), "--json"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env={"PATH": os.defpath})
+    assert runner.returncode == 0, runner.stderr
+    *pi, summary = [json.loads(line) for line in runner.stdout.splitlines()]
+    live = subprocess.run([sys.executable, "-c", "from har_app.cli import main; main()", "live", "--replay", str(csv),
+                           "--speed", "0", "--run", str(int8_stream_run), "--backend", "litert", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert live.returncode == 0, live.stderr
+    events = [json.loads(line) for line in live.stdout.splitlines()]
+    assert events[0]["lanes"] == 1
+    ours = [e for e in events if e["event"] == "decision"]
+    assert summary["summary"]["segments"] == 3 == 1 + sum(e["event"] == "reset" for e in events)
+    assert len(pi) == len(ours) > 10
+    assert [d["counts"] for d in pi] == [e["spike_counts"] for e in ours]
+    assert [(d["class"], d["label"]) for d in pi] == [(e["class"], e["label"]) for e in ours]
+    assert [d["t_s"] for d in pi] == pytest.approx([e["t_s"] for e in ours], abs=1e-6)
+    assert len({tuple(d["counts"]) for d in pi}) > 1
+
+
+def test_stream_runner_benchmarks_one_step_per_sample(rpi4_stream_bundle):
+    _, out = rpi4_stream_bundle
+    bench = subprocess.run([sys.executable, str(out / "har_runner.py"), "--benchmark", "--runs", "50"],
+                           capture_output=True, text=True, timeout=120)
+    assert bench.returncode == 0, bench.stderr
+    report = json.loads(bench.stdout)["benchmark"]
+    hop = json.loads((out / "har-contract.json").read_text())["hop"]
+    assert report["per_decision_us"]["n"] == 50 and report["per_step_us"]["n"] == 50 * hop  # one lane, hop steps
 
 
 def test_runner_skips_malformed_stdin_lines_and_benchmarks(rpi4_bundle):
@@ -133,6 +253,22 @@ def test_android_model_carries_metadata_and_labels(int8_run, tmp_path):
     assert (tmp_path / "a" / "labels.txt").read_text().split() == TINY_CLASSES
     _kotlin_uses_the_models_signatures((tmp_path / "a" / "HarClassifier.kt").read_text(), data)
     _same_outputs(data, (int8_run / "model_int8.tflite").read_bytes())
+
+
+def test_a_stream_runs_kotlin_config_carries_its_reset_rule(int8_stream_run, tmp_path):
+    """HarModelConfig.kt of a stream run: one lane, RESET_WINDOWS false (HarClassifier.kt's stream rule), window and
+    hop of the manifest; the classifier reads the rule from the config only."""
+    out = tmp_path / "a"
+    deploy(DeployRequest(device="android", run=int8_stream_run, out=out), Console(stderr=True, quiet=True))
+    manifest = json.loads((out / "har-contract.json").read_text())
+    config = dict(re.findall(r"const val (\w+) = (\S+)", (out / "HarModelConfig.kt").read_text()))
+    assert (manifest["reset_rule"], manifest["lanes"]) == ("zero-state-per-stream", 1)
+    assert (config["RESET_WINDOWS"], int(config["LANES"])) == ("false", manifest["lanes"])
+    assert (int(config["WINDOW"]), int(config["HOP"])) == (manifest["window"], manifest["hop"])
+    kotlin = (out / "HarClassifier.kt").read_text()
+    assert "if (HarModelConfig.RESET_WINDOWS) pushWindows() else pushStream()" in kotlin
+    assert "zero-state-per" not in "\n".join(line.split("//")[0] for line in kotlin.splitlines())
+    _kotlin_uses_the_models_signatures(kotlin, (out / "har_model.tflite").read_bytes())
 
 
 def _kotlin_uses_the_models_signatures(kotlin: str, model: bytes) -> None:

@@ -57,11 +57,27 @@ def test_c_array_and_constants_describe_the_model(stm32_bundle, int8_run, where,
     assert np.float32(d["HAR_OUTPUT_SCALE"].rstrip("f")) == np.float32(s_out)
     assert int(d["HAR_OUTPUT_ZERO_POINT"]) == z_out
     assert (int(d["HAR_WINDOW"]), int(d["HAR_HOP"]), int(d["HAR_LANES"])) == (run.window, run.hop, 2)
+    assert d["HAR_RESET_WINDOWS"] == "1"  # zero-state-per-window
     assert int(d["HAR_NUM_CLASSES"]) == len(run.classes) and float(d["HAR_SAMPLE_RATE_HZ"].rstrip("f")) == run.fs_hz
     assert re.findall(r'"(\w+)"', header.split("kHarLabels")[1]) == run.classes
     assert np.array_equal(np.float32(_floats(header, "kHarMean")), run.normalization.mean.astype(np.float32))
     assert np.array_equal(np.float32(_floats(header, "kHarStd")), run.normalization.std.astype(np.float32))
     assert int(d["HAR_ARENA_BYTES"]) == result["arena"]["arena_bytes"]
+
+
+def test_a_stream_runs_header_carries_its_reset_rule(int8_stream_run, tmp_path):
+    """A stream run's MCU bundle: the header generated from its manifest selects har_inference.cc's stream rule (one
+    lane, HAR_RESET_WINDOWS 0); the run's window and hop are those of the manifest."""
+    out = tmp_path / "bundle"
+    deploy(DeployRequest(device="stm32l4r5", run=int8_stream_run, out=out, parity_windows=2),
+           Console(stderr=True, quiet=True))
+    manifest = json.loads((out / "har-contract.json").read_text())
+    d = _defines((out / "har_model_data.h").read_text())
+    assert (manifest["reset_rule"], manifest["lanes"]) == ("zero-state-per-stream", 1)
+    assert (d["HAR_RESET_WINDOWS"], int(d["HAR_LANES"])) == ("0", manifest["lanes"])
+    assert (int(d["HAR_WINDOW"]), int(d["HAR_HOP"])) == (manifest["window"], manifest["hop"])
+    source = (out / "har_inference.cc").read_text()
+    assert "#if HAR_RESET_WINDOWS" in source and "g_ring[HAR_WINDOW][HAR_NUM_CLASSES]" in source
 
 
 def test_resolver_registers_exactly_the_ops_litert_runs(stm32_bundle, int8_run):

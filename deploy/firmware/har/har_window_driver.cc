@@ -2,7 +2,9 @@
 // har_board_read_sample() / har_board_report()), so that the generated main.cc runs unchanged on the host and
 // under QEMU. Samples come from the file har_windows.bin (semihosting on Cortex-M): "HARW", then uint32 windows,
 // uint32 steps, uint32 channels, then windows x steps x channels float32 (SI units), little-endian. Each window
-// starts a new segment (har_restart()), so it gives exactly one decision; at the end of the data: exit(0).
+// starts a new segment (har_restart()), so it gives exactly one decision per window (zero-state-per-window; for
+// zero-state-per-stream each "window" is a segment of a stream, with a decision every HAR_HOP samples from its first
+// full window on); at the end of the data: exit(0).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,11 +2,16 @@
 //
 // Every value it uses comes from HarModelConfig.kt, generated from the bundle's deployment contract
 // (har-contract.json). The model is ONE time step: a normalised int8 sample in, the output spikes of that step out,
-// with the neuron state in resource variables inside the interpreter. A window is HarModelConfig.WINDOW steps from
-// the zero state; window k starts at sample k * HOP on lane k mod LANES, and each lane is its own Interpreter. A step runs the
-// model's `step` signature (x_t -> spikes); at the lane's window start its state is zeroed by running the model's
-// `zero_state` signature (flag -> done). Interpreter.resetVariableTensors() would not do: it leaves resource variables
-// as they are (checked with the LiteRT 2.3 Python interpreter, the same C++ core).
+// with the neuron state in resource variables inside the interpreter. A step runs the model's `step` signature
+// (x_t -> spikes); a lane's state is zeroed by running the model's `zero_state` signature (flag -> done).
+// Interpreter.resetVariableTensors() would not do: it leaves resource variables as they are (checked with the LiteRT
+// 2.3 Python interpreter, the same C++ core). Each lane is its own Interpreter. Where the state starts is the
+// contract's reset rule, HarModelConfig.RESET_WINDOWS:
+// - true, zero-state-per-window: a window is WINDOW steps from the zero state; window k starts at sample k * HOP on
+//   lane k mod LANES, zeroed at its start; the decision when it completes.
+// - false, zero-state-per-stream (a `har train --stream` run): LANES = 1 lane, zeroed only at a segment start
+//   (construction, restart()) and never inside a segment; a ring holds the output spikes of the last WINDOW steps,
+//   and every HOP samples from the first full window on the decision is over their sum.
 //
 // Gradle: implementation("com.google.ai.edge.litert:litert:<version>")  (package org.tensorflow.lite)
 package org.har.deploy
@@ -25,13 +30,15 @@ class HarClassifier(model: ByteBuffer, threads: Int = 1) : AutoCloseable {
         model.rewind()
         Interpreter(model, Interpreter.Options().setNumThreads(threads))
     }
-    private val starts = LongArray(lanes) { -1L }  // sample index where the lane's window began; -1 while idle
-    private val counts = Array(lanes) { IntArray(nClasses) }
+    private val starts = LongArray(lanes) { -1L }  // per window: sample index where the lane's window began; -1 idle
+    private val counts = Array(lanes) { IntArray(nClasses) }  // per stream: counts[0] is the sum of the ring's rows
+    private val ring = Array(if (HarModelConfig.RESET_WINDOWS) 0 else HarModelConfig.WINDOW) { IntArray(nClasses) }
+    private val spikes = IntArray(nClasses)
     private val input = ByteBuffer.allocateDirect(HarModelConfig.CHANNELS).order(ByteOrder.nativeOrder())
     private val output = ByteBuffer.allocateDirect(nClasses).order(ByteOrder.nativeOrder())
     private val flag: ByteBuffer  // zero_state's inputs and outputs: their values do not matter
     private val done: ByteBuffer
-    private var index = 0L
+    private var index = 0L  // samples since the segment started
 
     init {
         val first = interpreters[0]
@@ -45,6 +52,7 @@ class HarClassifier(model: ByteBuffer, threads: Int = 1) : AutoCloseable {
             .order(ByteOrder.nativeOrder())
         done = ByteBuffer.allocateDirect(first.getOutputTensorFromSignature("done", "zero_state").numBytes())
             .order(ByteOrder.nativeOrder())
+        restart()
     }
 
     private fun zeroState(lane: Int) {
@@ -53,25 +61,34 @@ class HarClassifier(model: ByteBuffer, threads: Int = 1) : AutoCloseable {
         interpreters[lane].runSignature(mapOf("flag" to flag), mapOf("done" to done), "zero_state")
     }
 
-    /** Starts a new segment (e.g. after a gap in the sensor stream). */
+    /** One step of a lane on the quantised sample in `input`; its output spikes (0/1) in `spikes`. */
+    private fun step(lane: Int) {
+        input.rewind()
+        output.rewind()
+        interpreters[lane].runSignature(mapOf("x_t" to input), mapOf("spikes" to output), "step")
+        for (c in 0 until nClasses) {
+            val x = (output.get(c) - HarModelConfig.OUTPUT_ZERO_POINT) * HarModelConfig.OUTPUT_SCALE  // s (q - z0)
+            spikes[c] = if (x > HarModelConfig.SPIKE_THRESHOLD) 1 else 0
+        }
+    }
+
+    /** Starts a new segment (the stream's start, a gap in the sensor stream, a reconnect). */
     fun restart() {
         index = 0
-        starts.fill(-1L)
+        if (HarModelConfig.RESET_WINDOWS) {
+            starts.fill(-1L)  // every lane idles until its next window start
+        } else {
+            zeroState(0)  // the one lane back to the zero state, the ring empty
+            counts[0].fill(0)
+        }
     }
 
     /**
      * One sample in SI units at HarModelConfig.RATE_HZ, in the order HarModelConfig.CHANNEL_NAMES (units
-     * HarModelConfig.CHANNEL_UNITS). Returns a decision when a window completed, else null.
+     * HarModelConfig.CHANNEL_UNITS). Returns a decision when one is due, else null.
      */
     fun push(sample: FloatArray): HarDecision? {
         require(sample.size == HarModelConfig.CHANNELS) { "expected ${HarModelConfig.CHANNELS} values" }
-        val i = index++
-        if (i % HarModelConfig.HOP == 0L) {  // window i / HOP starts here, on its lane, from the zero state
-            val lane = ((i / HarModelConfig.HOP) % lanes).toInt()
-            zeroState(lane)
-            starts[lane] = i
-            counts[lane].fill(0)
-        }
         input.rewind()
         for (c in 0 until HarModelConfig.CHANNELS) {
             val z = (sample[c] - HarModelConfig.MEAN[c]) / HarModelConfig.STD[c]  // z = (x - mean) / std
@@ -79,22 +96,42 @@ class HarClassifier(model: ByteBuffer, threads: Int = 1) : AutoCloseable {
                 .coerceIn(-128f, 127f)  // q = round(z / s) + z0 (ties to even), clamped to int8
             input.put(q.toInt().toByte())
         }
+        return if (HarModelConfig.RESET_WINDOWS) pushWindows() else pushStream()
+    }
+
+    private fun pushWindows(): HarDecision? {
+        val i = index++
+        if (i % HarModelConfig.HOP == 0L) {  // window i / HOP starts here, on its lane, from the zero state
+            val lane = ((i / HarModelConfig.HOP) % lanes).toInt()
+            zeroState(lane)
+            starts[lane] = i
+            counts[lane].fill(0)
+        }
         var decision: HarDecision? = null
         for (lane in 0 until lanes) {
             if (starts[lane] < 0) continue
-            input.rewind()
-            output.rewind()
-            interpreters[lane].runSignature(mapOf("x_t" to input), mapOf("spikes" to output), "step")
-            for (c in 0 until nClasses) {
-                val x = (output.get(c) - HarModelConfig.OUTPUT_ZERO_POINT) * HarModelConfig.OUTPUT_SCALE  // s (q - z0)
-                if (x > HarModelConfig.SPIKE_THRESHOLD) counts[lane][c]++
-            }
+            step(lane)
+            for (c in 0 until nClasses) counts[lane][c] += spikes[c]
             if (i - starts[lane] + 1 == HarModelConfig.WINDOW.toLong()) {
                 decision = decide(counts[lane].copyOf())
                 starts[lane] = -1L
             }
         }
         return decision
+    }
+
+    private fun pushStream(): HarDecision? {
+        val i = index++
+        val row = ring[(i % HarModelConfig.WINDOW).toInt()]  // from the second window on it holds step i - WINDOW
+        step(0)
+        for (c in 0 until nClasses) {
+            // n_c[i] = sum_{k = i - WINDOW + 1 .. i} s_c[k]: step i enters the ring, step i - WINDOW leaves it
+            if (i >= HarModelConfig.WINDOW) counts[0][c] -= row[c]
+            counts[0][c] += spikes[c]
+            row[c] = spikes[c]
+        }
+        if (i + 1 < HarModelConfig.WINDOW || (i + 1) % HarModelConfig.HOP != 0L) return null
+        return decide(counts[0].copyOf())
     }
 
     private fun decide(n: IntArray): HarDecision {

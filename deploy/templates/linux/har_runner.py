@@ -3,12 +3,12 @@
 
 Needs only numpy and ai-edge-litert (or tflite-runtime), not `har`. Everything it does is set by the deployment
 contract `har-contract.json` beside it (channels, rate, resampler, normalisation, window, hop, lanes, quantisation,
-spike and decision rules, classes), read and checked by `har_contract.py`; recordings are resampled to the model rate by
-`har_resampler.py`, the resampler `har live` uses. Sources: a CSV recording in har's format (`timestamp_s,
-acc_x..gyro_z, label, subject`; SI units) or stdin (one sample per line: acc_x acc_y acc_z gyro_x gyro_y gyro_z, comma
-or space separated, at the model rate). Prints one line per decision (`--json`: one JSON object per line, then a
-summary), and with `--benchmark` times the model: warm-up, then `--runs` decisions, median and p99 per step and per
-decision, as JSON.
+spike, decision and reset rules, classes), read and checked by `har_contract.py`; recordings are resampled to the model
+rate by `har_resampler.py`, the resampler `har live` uses, and a gap longer than its max_gap_s starts a new segment.
+Sources: a CSV recording in har's format (`timestamp_s, acc_x..gyro_z, label, subject`; SI units) or stdin (one sample
+per line: acc_x acc_y acc_z gyro_x gyro_y gyro_z, comma or space separated, at the model rate). Prints one line per
+decision (`--json`: one JSON object per line, then a summary), and with `--benchmark` times the model: warm-up, then
+`--runs` decisions, median and p99 per step and per decision, as JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 import platform
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +62,6 @@ def load_contract():
         contract = har_contract.load_contract(HERE / har_contract.MANIFEST)
     except har_contract.ContractError as exc:
         sys.exit(f"error: {exc}")
-    if contract.reset_rule != har_contract.RESET_RULE:
-        sys.exit(f"error: {har_contract.MANIFEST}: field 'reset_rule' is {contract.reset_rule!r}; this runner runs "
-                 f"{har_contract.RESET_RULE!r} only")
     return contract
 
 
@@ -102,23 +99,45 @@ def check_model(contract, model: StepModel) -> None:
                      f"{MODEL_FILE} ({scale:g}, {zero})")
 
 
-class Lanes:
-    """The contract's reset rule: window k starts at sample k * hop of the segment on lane k mod L, from the zero
-    state; when a window completes, the contract's decision rule over its summed output spikes."""
+class RuleRunner:
+    """What both reset rules share: the lanes' step models (checked against the manifest), the timed step, the
+    decision record. `restart()` starts a segment (the recording's start or a gap), `push()` feeds one sample."""
 
     def __init__(self, contract, model: bytes, threads: int) -> None:
         self.contract = contract
         self.models = [StepModel(model, threads) for _ in range(contract.lanes)]
         check_model(contract, self.models[0])
+        self.samples = 0  # samples of every segment
+        self.step_ns: list[int] = []
+
+    def step(self, model: StepModel, q: np.ndarray) -> np.ndarray:
+        """One timed step; the output spikes (C,) as counts."""
+        t0 = time.perf_counter_ns()
+        spikes = self.contract.spikes(model.step(q)).astype(np.int64)
+        self.step_ns.append(time.perf_counter_ns() - t0)
+        return spikes
+
+    def decision(self, i: int, counts: np.ndarray, labels: Counter) -> dict:
+        """The contract's decision rule over summed output spikes; the label most of the summed samples carry."""
+        best, confidence = har_contract.decide(counts)
+        known = Counter({k: v for k, v in labels.items() if k is not None})
+        return {"sample": i, "class_index": best, "confidence": confidence, "counts": counts.tolist(),
+                "label": known.most_common(1)[0][0] if known else None}
+
+
+class WindowLanes(RuleRunner):
+    """zero-state-per-window: window k starts at sample k * hop of the segment on lane k mod L, from the zero state;
+    when a window completes, the decision over its summed output spikes."""
+
+    def __init__(self, contract, model: bytes, threads: int) -> None:
+        super().__init__(contract, model, threads)
         self.start: list[int | None] = [None] * contract.lanes
         self.counts = [np.zeros(len(contract.classes), np.int64) for _ in self.models]
         self.labels = [Counter() for _ in self.models]
         self.index = 0  # samples of the current segment
-        self.samples = 0  # samples of every segment
-        self.step_ns: list[int] = []
 
     def restart(self) -> None:
-        """A new segment (after a gap): every lane idle; the next sample opens window 0."""
+        """A new segment: every lane idle; the next sample opens window 0."""
         self.index = 0
         self.start = [None] * len(self.models)
 
@@ -136,18 +155,49 @@ class Lanes:
         for lane, model in enumerate(self.models):
             if self.start[lane] is None:
                 continue
-            t0 = time.perf_counter_ns()
-            self.counts[lane] += c.spikes(model.step(q)).astype(np.int64)
-            self.step_ns.append(time.perf_counter_ns() - t0)
+            self.counts[lane] += self.step(model, q)
             self.labels[lane][label] += 1
             if i - self.start[lane] + 1 == c.window:
-                counts = self.counts[lane]
-                best, confidence = har_contract.decide(counts)
-                known = Counter({k: v for k, v in self.labels[lane].items() if k is not None})
-                decision = {"sample": i, "class_index": best, "confidence": confidence, "counts": counts.tolist(),
-                            "label": known.most_common(1)[0][0] if known else None}
+                decision = self.decision(i, self.counts[lane], self.labels[lane])
                 self.start[lane] = None
         return decision
+
+
+class StreamLane(RuleRunner):
+    """zero-state-per-stream: one lane, zeroed only at a segment start, one step per sample; a ring holds the output
+    spikes of the last `window` steps, and every hop samples from the first full window on the decision is over
+    their sum, n_c[t] = sum_{k=t-window+1..t} s_o,c[k]."""
+
+    def __init__(self, contract, model: bytes, threads: int) -> None:
+        super().__init__(contract, model, threads)
+        self.ring: deque[np.ndarray] = deque(maxlen=contract.window)
+        self.labels: deque[str | None] = deque(maxlen=contract.window)
+        self.index = 0  # samples of the current segment
+
+    def restart(self) -> None:
+        """A new segment: the lane back to the zero state, the ring empty."""
+        self.index = 0
+        self.models[0].reset()
+        self.ring.clear()
+        self.labels.clear()
+
+    def push(self, x: np.ndarray, label: str | None = None) -> dict | None:
+        c = self.contract
+        self.ring.append(self.step(self.models[0], c.quantize(x)))
+        self.labels.append(label)
+        self.index += 1
+        self.samples += 1
+        if self.index < c.window or self.index % c.hop:
+            return None
+        return self.decision(self.index - 1, np.sum(self.ring, axis=0), Counter(self.labels))
+
+
+RULES = {har_contract.RESET_RULE: WindowLanes, har_contract.STREAM_RESET_RULE: StreamLane}
+
+
+def rule_runner(contract, model: bytes, threads: int) -> RuleRunner:
+    """The runner of the manifest's reset rule (load_contract accepts no other)."""
+    return RULES[contract.reset_rule](contract, model, threads)
 
 
 def read_csv(path: Path, contract) -> tuple[list, int]:
@@ -201,8 +251,8 @@ def percentiles_us(ns: list[int]) -> dict:
 
 def benchmark(contract, model: bytes, threads: int, runs: int, warmup: int, samples: list | None) -> dict:
     """Time the streaming pipeline: per step (one invoke) and per decision (the `hop` samples, with every lane's
-    steps and window resets, that lead to one decision)."""
-    lanes = Lanes(contract, model, threads)
+    steps and resets under the manifest's reset rule, that lead to one decision)."""
+    runner = rule_runner(contract, model, threads)
     stream = (np.array([x for segment in samples for _, x, _ in segment], np.float32) if samples else
               np.random.default_rng(0).normal(size=(4 * contract.window, len(contract.channels))).astype(np.float32))
     decisions_ns, k = [], 0
@@ -210,16 +260,16 @@ def benchmark(contract, model: bytes, threads: int, runs: int, warmup: int, samp
         t0 = time.perf_counter_ns()
         decision = None
         while decision is None:
-            decision = lanes.push(stream[k % len(stream)])
+            decision = runner.push(stream[k % len(stream)])
             k += 1
         if k > contract.window + warmup * contract.hop:  # warm-up: the first window plus `warmup` decisions
             decisions_ns.append(time.perf_counter_ns() - t0)
         else:
-            lanes.step_ns.clear()
+            runner.step_ns.clear()
     _, runtime = interpreter_class()
     return {"benchmark": {"runs": runs, "warmup_decisions": warmup, "threads": threads, "runtime": runtime,
                           "machine": platform.machine(), "python": platform.python_version(),
-                          "per_step_us": percentiles_us(lanes.step_ns),
+                          "per_step_us": percentiles_us(runner.step_ns),
                           "per_decision_us": percentiles_us(decisions_ns)}}
 
 
@@ -254,7 +304,7 @@ def main() -> None:
         return
     if not args.csv and not args.stdin:
         sys.exit("error: give --csv FILE, --stdin or --benchmark")
-    lanes = Lanes(contract, model, args.threads)
+    runner = rule_runner(contract, model, args.threads)
     counter = {"malformed": 0, "decisions": 0, "segments": 0}
     if args.csv:
         segments, counter["malformed"] = read_csv(args.csv, contract)
@@ -262,18 +312,18 @@ def main() -> None:
         segments = [((k / contract.model_rate_hz, x, None) for k, x in enumerate(stdin_samples(counter)))]
     try:
         for segment in segments:
-            lanes.restart()
+            runner.restart()
             counter["segments"] += 1
             for t_s, sample, label in segment:
-                decision = lanes.push(sample, label)
+                decision = runner.push(sample, label)
                 if decision is not None:
                     counter["decisions"] += 1
                     emit(decision, contract, float(t_s), args.json)
     except KeyboardInterrupt:
         pass
-    summary = {"samples": lanes.samples, "decisions": counter["decisions"], "segments": counter["segments"],
+    summary = {"samples": runner.samples, "decisions": counter["decisions"], "segments": counter["segments"],
                "malformed": counter["malformed"],
-               "per_step_us": percentiles_us(lanes.step_ns) if lanes.step_ns else None}
+               "per_step_us": percentiles_us(runner.step_ns) if runner.step_ns else None}
     print(json.dumps({"summary": summary}) if args.json else f"summary: {json.dumps(summary)}",
           file=sys.stdout if args.json else sys.stderr, flush=True)
 
