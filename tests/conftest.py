@@ -57,8 +57,11 @@ def int8_step_model() -> tuple[bytes, object]:
 def int8_run(tmp_path_factory) -> Path:
     """A real `har train --compress int8` run of the tiny model: pruned to 50 % (2 fine-tuning epochs), int8 step
     model calibrated on 16 windows, verified on LiteRT and TFLM (model_int8.tflite, model_int8.cc/.h,
-    quantization_report.md, metrics stages "pruned" and "int8")."""
-    return _train_tiny(tmp_path_factory.mktemp("int8-runs"), "tiny-int8", compress="int8", sparsity=0.5,
+    quantization_report.md, metrics stages "pruned" and "int8"). Seed 7: with the default seed 42 the abrupt 50 %
+    pruning of so small a model leaves it nearly silent after 2 fine-tuning epochs (test accuracy 0.33 of 3 classes,
+    float 0.66); with 7 it keeps firing (pruned 0.59, int8 0.59, integer engine 0.68, float 0.67), so the parity
+    tests that use it compare real spikes."""
+    return _train_tiny(tmp_path_factory.mktemp("int8-runs"), "tiny-int8", compress="int8", sparsity=0.5, seed=7,
                        finetune_epochs=2, calibration_windows=16)
 
 
