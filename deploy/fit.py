@@ -1,15 +1,11 @@
-"""Does the bundle fit the device? RAM: the tensor arenas (one per overlapping window, the state variables
-inside them) plus the profile's stack allowance; storage: the model plus the profile's code allowance."""
+"""Does the bundle fit the device? RAM: the tensor arenas (one per lane: per overlapping window, or one for a
+stream run; the state variables inside them) plus the profile's stack allowance; storage: the model plus the
+profile's code allowance."""
 
 from __future__ import annotations
 
 from deploy.profiles import DeviceProfile
 from training.errors import ExitCode, HarError
-from training.run_dir import Run, lanes_needed
-
-def lane_count(run: Run) -> int:
-    """Overlapping windows of the run, each with its own state copy."""
-    return lanes_needed(run.window, run.hop)
 
 
 def check_fit(profile: DeviceProfile, model_bytes: int, arena_bytes: int, lanes: int, state_bytes: int,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from deploy.bundle_folder import REPORT, check_out_folder, staged_bundle
 from deploy.bundle_linux import RUNNER, default_remote_dir
 from deploy.energy import estimate_energy_per_decision, estimate_latency, snn_synop_energy
-from deploy.fit import check_fit, lane_count, require_fit
+from deploy.fit import check_fit, require_fit
 from deploy.opcount import step_ops
 from deploy.profiles import DeviceProfile, load_profile, load_profile_file
 from deploy.report import (ArenaSummary, BundleModel, DeployReport, DeviceSummary, Estimate, FitCheck, Latency,
@@ -73,14 +73,15 @@ def benchmark_locally(folder: Path, runs: int) -> dict:
 
 def latency_report(profile: DeviceProfile, ops: dict, run: Run, benchmark: dict | None) -> Latency:
     if benchmark is None:
-        return Latency.from_json(estimate_latency(profile, ops, run.window))
+        return Latency.from_json(estimate_latency(profile, ops, run.steps_per_decision))
     return Latency(
         per_sample=benchmark["per_step_us"]["median"],
         per_decision=benchmark["per_decision_us"]["median"],
         estimate=False,
         basis=(f"measured on {benchmark['host']} ({benchmark['machine']}, {benchmark['runtime']}, "
                f"{benchmark['threads']} thread): median of {benchmark['runs']} decisions after warm-up; a decision "
-               f"= {run.hop} samples x {lane_count(run)} lanes with window resets"),
+               f"= {run.hop} samples x {run.lanes} lane{'s' if run.lanes > 1 else ''} "
+               f"({'one state, never reset inside a segment' if run.stream else 'with window resets'})"),
         p99_per_sample=benchmark["per_step_us"]["p99"],
         p99_per_decision=benchmark["per_decision_us"]["p99"],
     )
@@ -143,7 +144,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
             require_tflm_ops(info.ops)
         arena = measure_arena(model)
         progress.advance(task)
-        fit = check_fit(profile, len(model), arena.arena_bytes, lane_count(run), info.state_bytes)
+        fit = check_fit(profile, len(model), arena.arena_bytes, run.lanes, info.state_bytes)
         require_fit(profile, fit)
         progress.advance(task)
         stage("writing the bundle")
@@ -158,7 +159,7 @@ def deploy(req: DeployRequest, console: Console) -> dict:
                 stage(f"building and running the firmware on the emulated {profile.core}")
                 measured, arena = verify_stage(staging, model, run, info, arena, profile, req.parity_windows,
                                                req.tflm_root, stage)
-                fit = check_fit(profile, len(model), arena.arena_bytes, lane_count(run), info.state_bytes,
+                fit = check_fit(profile, len(model), arena.arena_bytes, run.lanes, info.state_bytes,
                                 measured.as_dict()["elf"])
                 require_fit(profile, fit)
                 progress.advance(task)

@@ -121,6 +121,12 @@ class Run:
         """State copies a runtime keeps: 1 for a stream run, else L = ceil(window / hop)."""
         return 1 if self.stream else lanes_needed(self.window, self.hop)
 
+    @property
+    def steps_per_decision(self) -> int:
+        """Model steps a decision costs: a stream run's one lane steps `hop` samples between decisions; a windowed
+        decision integrates one window from the zero state (`window` steps, spread over its lanes)."""
+        return self.hop if self.stream else self.window
+
 
 def read_json(path: Path) -> object:
     try:

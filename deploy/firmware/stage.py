@@ -80,7 +80,7 @@ def mcu_latency(profile: DeviceProfile, step_ops: dict, run: Run, model: bytes,
     last measurement."""
     if measured is not None:
         return latency_from_instructions(profile, measured.as_dict())
-    estimate = estimate_latency(profile, step_ops, run.window)
+    estimate = estimate_latency(profile, step_ops, run.steps_per_decision)
     return {**estimate, "vs_last_measurement": compare_with_measurement(step_cycles(profile, step_ops), profile,
                                                                         last_measurement(run, profile, model))}
 
