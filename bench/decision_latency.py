@@ -2,9 +2,10 @@
 random-forest peer, alone and with a majority vote over its last windows (the same history for the peer).
 
     nice .venv/bin/python bench/decision_latency.py [--subjects 1,2,...] [--activities PEN,ABD,FEL] [--epochs 8]
-        [--out bench-latency/]
+        [--out bench-latency/] [--windowed RUN --streaming RUN]
 
-Both L2MUs are trained by the real `har train` pipeline on the same subjects and split. Test streams: each held-out
+Both L2MUs are trained by the real `har train` pipeline on the same subjects and split (or given as existing runs
+of one split: --windowed, --streaming). Test streams: each held-out
 subject's recordings resampled to the model rate and joined end to end with activities interleaved
 (training/streaming.py `build_streams`), so every recording start after the first is a true change point.
 
@@ -30,19 +31,23 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import torch
-from rich.console import Console
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/decision_latency.py` from a fresh clone
 
-from bench.peers.forest import AUGMENTED_COPIES, MAX_DEPTH, features
-from bench.protocol import AUGMENT_DEG, SEED
-from training.augment import augment
-from training.checkpoint import load_model
-from training.pipeline import TrainRequest, run_training
-from training.run_dir import open_run
-from training.sources import load_dataset
-from training.streaming import Stream, build_streams, stream_counts
-from training.windowing import make_windows
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from bench.peers.forest import AUGMENTED_COPIES, MAX_DEPTH, features  # noqa: E402
+from bench.protocol import AUGMENT_DEG, SEED  # noqa: E402
+from training.augment import augment  # noqa: E402
+from training.checkpoint import load_model  # noqa: E402
+from training.pipeline import TrainRequest, run_training  # noqa: E402
+from training.run_dir import open_run  # noqa: E402
+from training.sources import load_dataset  # noqa: E402
+from training.streaming import Stream, build_streams, stream_counts  # noqa: E402
+from training.windowing import make_windows  # noqa: E402
 
 
 def windows_ending_at_every_sample(z: np.ndarray, window: int) -> np.ndarray:
@@ -91,7 +96,8 @@ def train_runs(args, runs: Path) -> tuple[Path, Path]:
                   model={"hidden_size": args.hidden, "memory_size": args.memory}, seed=SEED)
     console = Console(stderr=True)
     windowed = run_training(TrainRequest(name="windowed", batch_size=32, lr=args.lr, **common), console)
-    streaming = run_training(TrainRequest(name="stream", batch_size=20, lr=args.stream_lr, stream=True,
+    # the stream run's first phase is this same windowed training (docs/streaming.md), then its stream fine-tune
+    streaming = run_training(TrainRequest(name="stream", batch_size=32, lr=args.lr, stream=True,
                                           stream_settings={"stretch": args.stretch}, **common), console)
     return Path(windowed["run_dir"]), Path(streaming["run_dir"])
 
@@ -179,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-subjects", type=csv, default=csv("3"))
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-2, help="windowed L2MU learning rate")
-    ap.add_argument("--stream-lr", type=float, default=5e-3, help="streaming L2MU learning rate (BPTT over stretches)")
     ap.add_argument("--hidden", type=int, default=16)
     ap.add_argument("--memory", type=int, default=8)
     ap.add_argument("--stretch", type=int, default=120, help="samples per streaming training stretch")
@@ -187,14 +192,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history", type=int, default=0, help="forest vote span in samples (0: two windows)")
     ap.add_argument("--stable", type=int, default=0, help="correct samples in a row that count (0: one hop)")
     ap.add_argument("--out", type=Path, default=Path("bench-latency"))
+    ap.add_argument("--windowed", type=Path, help="an existing windowed run to compare (with --streaming): no training")
+    ap.add_argument("--streaming", type=Path, help="an existing `har train --stream` run of the same split")
     args = ap.parse_args(argv)
+    if (args.windowed is None) != (args.streaming is None):
+        ap.error("give both --windowed and --streaming, or neither")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        windowed_path, stream_path = train_runs(args, Path(tmp))
+        windowed_path, stream_path = ((args.windowed, args.streaming) if args.windowed else
+                                      train_runs(args, Path(tmp)))
         windowed_run, stream_run = open_run(windowed_path), open_run(stream_path)
-        dataset = load_dataset("seglearn", args.activities).only_subjects(args.subjects)
-        streams = build_streams(dataset, windowed_run.fs_hz, args.test_subjects)
+        if windowed_run.config["split"] != stream_run.config["split"]:
+            ap.error("--windowed and --streaming runs have different splits")
+        data = windowed_run.config["data"]
+        dataset = load_dataset(data["spec"], data.get("activities"), data.get("subjects"))
+        streams = build_streams(dataset, windowed_run.fs_hz, windowed_run.config["split"]["test"])
         history = args.history or 2 * windowed_run.window
         stable = args.stable or windowed_run.hop
         preds = decisions(streams, windowed_run, stream_run,

@@ -146,7 +146,7 @@ def _dispatch(m: dict) -> list[str]:
     return [f"share of its estimated device cycles spent dispatching graph operators: {shares}"]
 
 
-def markdown(result: dict, png: str) -> str:
+def markdown(result: dict, png: str, latency_png: str) -> str:
     d, p, h, o, models = result["data"], result["protocol"], result["host"], result["outputs"], result["models"]
     ran = time.strftime("%Y-%m-%d", time.localtime())
     lines = [
@@ -208,6 +208,9 @@ def markdown(result: dict, png: str) -> str:
         "streams), one state per stream never reset; steps per decision = model steps between decisions. The vote "
         "gives the forest the span a streaming model's ring buffer and memory see. Float models (torch, "
         "scikit-learn).", "",
+        "Decision latency after an activity change (`bench/decision_latency.py`, figures in docs/streaming.md): "
+        "true activity and every contender's decision at every sample of one held-out stream.", "",
+        f"![decisions over one stream]({latency_png})", "",
         "## Notes per model", "",
         "Numbers inside the notes are of the last fold.", "",
         *[f"- {m['label']} ({m['runtime']}): {'; '.join(_epochs(m) + m['notes'] + _dispatch(m) + _executed(m))}."
@@ -265,7 +268,9 @@ def write_report(result: dict, out) -> None:
     """BENCHMARKS.json, the PNG and BENCHMARKS.md (which links the PNG by a relative path)."""
     write_text(out.json, to_json(result))
     plot(result, out.png)
-    write_text(out.markdown, markdown(result, os.path.relpath(out.png, out.markdown.parent)))
+    latency_png = Path(__file__).resolve().parent / "decision_latency.png"  # written by bench/decision_latency.py
+    write_text(out.markdown, markdown(result, os.path.relpath(out.png, out.markdown.parent),
+                                      os.path.relpath(latency_png, out.markdown.parent)))
 
 
 def summary_text(result: dict) -> str:
