@@ -42,6 +42,7 @@ from training.errors import ExitCode, HarError  # noqa: E402
 from training.sources import DEFAULT_DATA  # noqa: E402
 
 PEERS = ("lstm", "cnn", "forest", "onnx_l2mu")  # modules in bench/peers/
+ENGINE = "l2mu_native_one_lane"  # the integer engine on one lane (bench/ours.py), compared with the peers too
 
 
 @dataclass
@@ -171,7 +172,8 @@ def benchmark(settings: Settings, spec: str, out: Outputs, console: Console) -> 
                      "training subjects", "augmentation_deg": AUGMENT_DEG, "threads": 1},
         "host": host(load_at_start),
         "seconds": round(time.time() - started, 1), "cpu_seconds": round(cpu_seconds(), 1), "ours": OURS,
-        "models": models, "ratios": ratios(models), "streams": summarise_streams(fold_records), "folds": fold_records,
+        "models": models, "ratios": ratios(models), "ratios_engine": ratios(models, ENGINE),
+        "streams": summarise_streams(fold_records), "folds": fold_records,
         "outputs": {k: str(v) for k, v in vars(out).items()},
     }
 

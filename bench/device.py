@@ -68,6 +68,7 @@ def device_from_instructions(emulated: dict) -> dict:
     return {"latency_us": latency, "energy_uj": latency * profile.active_mw * 1e-3, "estimate": True,
             "from_instructions": True, "instructions_per_decision": insns,
             "basis": (f"{insns:,} instructions per decision executed on {emulated['target']} (QEMU "
-                      f"{emulated['machine']}, CMSIS-NN, median of {emulated['windows']} test windows) x CPI "
+                      f"{emulated['machine']}, {emulated.get('kernels', 'CMSIS-NN')}, median of "
+                      f"{emulated['windows']} test windows) x CPI "
                       f"{profile.cycles_per_instruction:g} at {profile.clock_mhz:g} MHz; E = t x "
                       f"{profile.active_mw:g} mW")}

@@ -137,7 +137,7 @@ def _native_contenders(run: Run, result: dict, step: dict, test_x: np.ndarray) -
             from deploy.integer.firmware import measure_native
 
             m = measure_native(model, sources, xq, WINDOW, run.hop, lanes, CORTEX_M4, tflm_root(), reset)
-            emulated = {"target": m.target, "machine": m.machine, "windows": m.windows,
+            emulated = {"target": m.target, "machine": m.machine, "windows": m.windows, "kernels": "integer C engine",
                         "instructions_per_decision": m.instructions_per_decision, "elf_text": m.elf["text"]}
             notes.append(f"{m.instructions_per_step['median']:,} instructions per step on {m.target}, "
                          f"{m.instructions_per_decision['median']:,} per decision; engine + model "
