@@ -85,7 +85,7 @@ def _evaluate(run, model, test: Windows, split: SubjectSplit):
     return evaluate_stream(model, streams, run.normalization, run.classes, run.window, run.hop)
 
 
-def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
+def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, held: HeldOut, console: Console,
                calibration_windows: int = CALIBRATION_WINDOWS) -> Int8Metrics:
     from safetensors.numpy import load_file
 
@@ -111,7 +111,6 @@ def int8_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, co
     require_tflm_ops(info.ops)
     write_bytes(run.path / FP32_MODEL, fp32)
     write_bytes(run.path / INT8_MODEL, int8)
-    held = held_out(run, windows, split)
     with console.status(f"verifying on {held.decisions} {held.what}: float, LiteRT int8, TFLM int8; measuring the "
                         "arena"):
         floats = float_counts(run, weights_file, held)
@@ -177,8 +176,9 @@ def compress_run(run_dir: Path, windows: Windows, split: SubjectSplit, req,
         stages["pruned"] = prune_stage(run, windows, split, req.sparsity, req.finetune_epochs, console)
         weights_file = PRUNED_WEIGHTS
     if req.compress == "int8":
-        stages["int8"] = int8_stage(run, weights_file, windows, split, console, req.calibration_windows)
+        held = held_out(run, windows, split)  # both stages score the same decisions
+        stages["int8"] = int8_stage(run, weights_file, windows, split, held, console, req.calibration_windows)
         from deploy.integer.stage import integer_stage
 
-        stages["integer"] = integer_stage(run, weights_file, windows, split, console)
+        stages["integer"] = integer_stage(run, weights_file, windows, split, held, console)
     return stages

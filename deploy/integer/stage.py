@@ -8,6 +8,7 @@ import time
 import numpy as np
 from rich.console import Console
 
+from deploy.held_out import HeldOut
 from deploy.integer.codegen import model_sources
 from deploy.integer.model import BETA_BITS, INPUT_BITS, IntegerL2MU, quantize_input
 from training.atomic import write_text
@@ -53,16 +54,15 @@ def finetune_stage(run, weights_file: str, windows: Windows, split: SubjectSplit
             "best_val_accuracy": history.best_val_accuracy, "lr": FINETUNE_LR, "from": weights_file}
 
 
-def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, console: Console,
+def integer_stage(run, weights_file: str, windows: Windows, split: SubjectSplit, held: HeldOut, console: Console,
                   finetune_epochs: int = FINETUNE_EPOCHS) -> IntegerMetrics:
-    """Fine-tune (unless finetune_epochs is 0), quantise, and compare on the test windows."""
+    """Fine-tune (unless finetune_epochs is 0) on `windows`, quantise, and compare on the held-out decisions."""
     from deploy.compress import float_counts
-    from deploy.held_out import held_out, runtime_spikes
+    from deploy.held_out import runtime_spikes
     from deploy.integer.host import NativeLibrary, NativeStep, build_library
     from deploy.integer.reference import run_reference
 
     t0 = time.time()
-    held = held_out(run, windows, split)
     y_test = held.y
     before = float_counts(run, weights_file, held)
     finetune = None
