@@ -233,19 +233,26 @@ def _watch_recording_csv(path: Path) -> str:
     return recs[0].label
 
 
-def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp_path):
+def pi_runner_and_live_replay(bundle: Path, run: Path, tmp_path: Path) -> tuple[list[dict], dict, list[dict]]:
+    """The bundle's Pi runner (a Python with no `har` importable) and `har live --replay --backend litert` of `run`
+    on the same watch-rate recording with gaps: (runner decisions, runner summary, har live events)."""
     csv = tmp_path / "watch.csv"
     _watch_recording_csv(csv)
     python = _har_free_python(tmp_path)
-    runner = subprocess.run([*python, str(bundles["rpi4"] / "har_runner.py"), "--csv", str(csv), "--json"],
+    runner = subprocess.run([*python, str(bundle / "har_runner.py"), "--csv", str(csv), "--json"],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env={"PATH": os.defpath})
     assert runner.returncode == 0, runner.stderr
     *pi, summary = [json.loads(line) for line in runner.stdout.splitlines()]
     live = subprocess.run([sys.executable, "-c", "from har_app.cli import main; main()", "live", "--replay", str(csv),
-                           "--speed", "0", "--run", str(int8_run), "--backend", "litert", "--json"],
+                           "--speed", "0", "--run", str(run), "--backend", "litert", "--json"],
                           capture_output=True, text=True, timeout=300)
     assert live.returncode == 0, live.stderr
-    events = [json.loads(line) for line in live.stdout.splitlines()]
+    assert "XNNPACK" not in runner.stderr and "XNNPACK" not in live.stderr  # LiteRT's INFO line stays off stderr
+    return pi, summary, [json.loads(line) for line in live.stdout.splitlines()]
+
+
+def assert_same_decisions(pi: list[dict], summary: dict, events: list[dict]) -> None:
+    """The runner's decisions are har live's: same segments, counts, classes, labels and times."""
     ours = [e for e in events if e["event"] == "decision"]
     assert summary["summary"]["segments"] == 3 == 1 + sum(e["event"] == "reset" for e in events)
     assert len(pi) == len(ours) > 10
@@ -253,7 +260,10 @@ def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp
     assert [(d["class"], d["label"]) for d in pi] == [(e["class"], e["label"]) for e in ours]
     assert [d["t_s"] for d in pi] == pytest.approx([e["t_s"] for e in ours], abs=1e-6)
     assert len({tuple(d["counts"]) for d in pi}) > 1  # spikes that differ between windows, so agreement means something
-    assert "XNNPACK" not in runner.stderr and "XNNPACK" not in live.stderr  # LiteRT's INFO line stays off stderr
+
+
+def test_pi_runner_without_har_decides_as_har_live_replay(bundles, int8_run, tmp_path):
+    assert_same_decisions(*pi_runner_and_live_replay(bundles["rpi4"], int8_run, tmp_path))
 
 
 @pytest.mark.parametrize("change, named", [

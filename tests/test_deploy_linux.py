@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from rich.console import Console
 
 from conftest import TINY_CLASSES, TINY_TEST_SUBJECT, fresh_litert_counts
 from deploy.pipeline import DeployRequest, deploy
-from test_contract import _har_free_python, _watch_recording_csv  # the windowed rule's cross-runtime check
+from test_contract import assert_same_decisions, pi_runner_and_live_replay  # the windowed rule's cross-runtime check
 from training.run_dir import open_run
 
 
@@ -148,26 +147,9 @@ def test_stream_runner_without_har_decides_as_har_live_replay(rpi4_stream_bundle
     """The cross-runtime check of the stream rule: the Pi runner with no `har` importable and `har live --replay`
     on a recording at the watch's own rate (resampling and gaps included) give the same decisions."""
     _, out = rpi4_stream_bundle
-    csv = tmp_path / "watch.csv"
-    _watch_recording_csv(csv)
-    python = _har_free_python(tmp_path)
-    runner = subprocess.run([*python, str(out / "har_runner.py"), "--csv", str(csv), "--json"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env={"PATH": os.defpath})
-    assert runner.returncode == 0, runner.stderr
-    *pi, summary = [json.loads(line) for line in runner.stdout.splitlines()]
-    live = subprocess.run([sys.executable, "-c", "from har_app.cli import main; main()", "live", "--replay", str(csv),
-                           "--speed", "0", "--run", str(int8_stream_run), "--backend", "litert", "--json"],
-                          capture_output=True, text=True, timeout=300)
-    assert live.returncode == 0, live.stderr
-    events = [json.loads(line) for line in live.stdout.splitlines()]
+    pi, summary, events = pi_runner_and_live_replay(out, int8_stream_run, tmp_path)
     assert events[0]["lanes"] == 1
-    ours = [e for e in events if e["event"] == "decision"]
-    assert summary["summary"]["segments"] == 3 == 1 + sum(e["event"] == "reset" for e in events)
-    assert len(pi) == len(ours) > 10
-    assert [d["counts"] for d in pi] == [e["spike_counts"] for e in ours]
-    assert [(d["class"], d["label"]) for d in pi] == [(e["class"], e["label"]) for e in ours]
-    assert [d["t_s"] for d in pi] == pytest.approx([e["t_s"] for e in ours], abs=1e-6)
-    assert len({tuple(d["counts"]) for d in pi}) > 1
+    assert_same_decisions(pi, summary, events)
 
 
 def test_stream_runner_benchmarks_one_step_per_sample(rpi4_stream_bundle):
