@@ -28,7 +28,6 @@ import argparse
 import json
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +39,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from bench.peers.forest import AUGMENTED_COPIES, MAX_DEPTH, features  # noqa: E402
+from bench.streams import majority  # noqa: E402
 from bench.protocol import AUGMENT_DEG, SEED  # noqa: E402
 from training.augment import augment  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
@@ -60,18 +60,6 @@ def windowed_l2mu(model, z: np.ndarray, window: int) -> np.ndarray:
         w = windows_ending_at_every_sample(z, window)
         return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(w[i : i + 512]))).argmax(1).numpy()
                                for i in range(0, len(w), 512)])
-
-
-def majority(pred: np.ndarray, hop: int, span: int) -> np.ndarray:
-    """At each t the most common of pred[t], pred[t - hop], ... inside the last `span` decisions; ties to the
-    most recent of the tied classes."""
-    out = np.empty_like(pred)
-    for t in range(len(pred)):
-        votes = pred[max(0, t - span + 1) : t + 1][::-1][::hop]  # newest first
-        counts = Counter(votes.tolist())
-        top = max(counts.values())
-        out[t] = next(v for v in votes if counts[v] == top)
-    return out
 
 
 def latencies(truth: np.ndarray, pred: np.ndarray, changes: list[int], stable: int) -> tuple[list[int], int]:

@@ -29,14 +29,16 @@ from bench.protocol import FS_HZ, HOP, SEED, WINDOW, Data, Fold
 VOTE = 3  # forest decisions in the vote: windows ending at t - 2 hop, t - hop, t span 80 samples
 
 
-def _vote(decisions: np.ndarray) -> np.ndarray:
-    out = []
-    for i in range(len(decisions)):
-        recent = decisions[max(0, i - VOTE + 1) : i + 1]
-        counts = Counter(recent.tolist())
+def majority(pred: np.ndarray, hop: int, span: int) -> np.ndarray:
+    """At each t the most common of pred[t], pred[t - hop], ... inside the last `span` decisions; ties to the
+    most recent of the tied classes."""
+    out = np.empty_like(pred)
+    for t in range(len(pred)):
+        votes = pred[max(0, t - span + 1) : t + 1][::-1][::hop]  # newest first
+        counts = Counter(votes.tolist())
         top = max(counts.values())
-        out.append(next(d for d in reversed(recent.tolist()) if counts[d] == top))  # ties: the most recent
-    return np.array(out)
+        out[t] = next(v for v in votes if counts[v] == top)
+    return out
 
 
 def stream_records(fold: Fold, data: Data, forest: Contender, console) -> list[dict]:
@@ -83,8 +85,8 @@ def stream_records(fold: Fold, data: Data, forest: Contender, console) -> list[d
         "l2mu_one_lane": ("L2MU windowed weights, one lane", one_lane(windowed), HOP, None),
         "l2mu_windowed": ("L2MU windowed (zero state per window)", fresh, 2 * HOP, WINDOW),
         "forest": (forest.label, np.concatenate(forest_each), None, WINDOW),
-        "forest_vote": (f"{forest.label} + vote over {VOTE} decisions", np.concatenate([_vote(p) for p in forest_each]),
-                        None, WINDOW + (VOTE - 1) * HOP),
+        "forest_vote": (f"{forest.label} + vote over {VOTE} decisions",
+                        np.concatenate([majority(p, 1, VOTE) for p in forest_each]), None, WINDOW + (VOTE - 1) * HOP),
     }
     return [{"key": key, "label": label, "accuracy_every_decision": float(np.mean(p == y)),
              "accuracy_inside_recordings": float(np.mean((p == y)[inside])), "decisions": int(len(y)),
