@@ -18,6 +18,13 @@ from training.splits import SubjectSplit
 from training.windowing import Windows
 
 
+def window_sums(spikes: np.ndarray, at: np.ndarray, window: int) -> np.ndarray:
+    """The ring buffer's counts at the steps `at` of one sequence's output spikes (n, C):
+    n_c[t] = sum_{k = t - window + 1 .. t} s_c[k] (from step 0 while fewer than `window` have passed)."""
+    c = np.concatenate([np.zeros((1, spikes.shape[1]), np.int64), np.cumsum(spikes, 0, dtype=np.int64)])
+    return c[at + 1] - c[np.maximum(at + 1 - window, 0)]
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """Normalised sequences (n_i, 6), each from the zero state; at each step of `at[i]` a decision over the output
@@ -38,12 +45,8 @@ class HeldOut:
         return np.concatenate(self.labels)
 
     def counts(self, spikes: list[np.ndarray]) -> np.ndarray:
-        """Decision counts (D, C) from each sequence's output spikes (n_i, C): n_c[t] = sum of the last `window`."""
-        out = []
-        for s, at in zip(spikes, self.at):
-            c = np.concatenate([np.zeros((1, s.shape[1])), np.cumsum(s, 0)])
-            out.append(c[at + 1] - c[np.maximum(at + 1 - self.window, 0)])
-        return np.concatenate(out)
+        """Decision counts (D, C) from each sequence's output spikes (n_i, C)."""
+        return np.concatenate([window_sums(s, at, self.window) for s, at in zip(spikes, self.at)])
 
     def counts_of(self, step_spikes: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """Decision counts of a runtime given as: normalised sequence (n, 6) -> output spikes (n, C) from zero."""

@@ -16,6 +16,7 @@ import numpy as np
 from deploy.firmware.build import ElfSizes, FirmwareSources, build_firmware
 from deploy.firmware.qemu import run_firmware
 from deploy.firmware.targets import Target
+from deploy.held_out import window_sums
 from deploy.integer.codegen import ModelSources
 from deploy.integer.host import ENGINE_FILES
 from deploy.integer.model import IntegerL2MU
@@ -91,8 +92,9 @@ def expected_decisions(model: IntegerL2MU, segment: np.ndarray, window: int, hop
     if reset_windows:  # window k = samples k hop .. k hop + window - 1, each from the zero state
         starts = range(0, len(segment) - window + 1, hop)
         return run_reference(model, np.stack([segment[s:s + window] for s in starts])).counts
-    out = run_reference(model, segment[None], record=True).spikes[model.populations[-1].name][0].astype(np.int64)
-    return np.array([out[i - window:i].sum(0) for i in range(window, len(segment) + 1) if i % hop == 0])
+    out = run_reference(model, segment[None], record=True).spikes[model.populations[-1].name][0]
+    at = np.array([i - 1 for i in range(window, len(segment) + 1) if i % hop == 0], np.int64)
+    return window_sums(out, at, window)
 
 
 def measure_native(model: IntegerL2MU, sources: ModelSources, xq: np.ndarray, window: int, hop: int, lanes: int,
