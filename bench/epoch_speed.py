@@ -18,10 +18,11 @@ import torch
 
 from training.config import L2MUConfig
 from training.l2mu import L2MU, step_loop
-from training.loop import TrainConfig, fit
+from training.loop import fit
 from training.normalization import Normalization
 from training.sources import DEFAULT_DATA, load_dataset
 from training.splits import holdout_split
+from training.train_config import TrainConfig
 from training.windowing import make_windows
 
 

@@ -48,7 +48,7 @@ def stream_records(fold: Fold, data: Data, forest: Contender, console) -> list[d
     import torch
 
     from training.checkpoint import load_model
-    from training.loop import TrainConfig
+    from training.train_config import TrainConfig
     from training.run_dir import open_run
     from training.sources import load_dataset
     from training.streaming import StreamSettings, build_streams, decision_steps, finetune_on_streams, stream_counts

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from har_app.console import cli_errors, csv_list, err, out, print_json
+from training.config import L2MUConfig
+from training.train_config import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Spiking (L2MU) activity recognition for smartwatch IMU data, from training to edge devices.")
@@ -39,19 +41,21 @@ def train(
     rate: float = typer.Option(20.0, help="Model rate in Hz; every source is resampled to it."),
     window: int = typer.Option(40, help="Window length in samples at the model rate."),
     hop: int = typer.Option(20, help="Hop between windows in samples (also the live decision interval)."),
-    neuron: Neuron = typer.Option(Neuron.leaky, help="LIF law: leaky or synaptic (current-based)."),
-    hidden: int = typer.Option(64, help="Hidden population size H."),
-    memory: int = typer.Option(16, help="Memory channels M."),
-    order: int = typer.Option(4, help="Legendre order d."),
-    theta: float = typer.Option(10.0, help="LMU window theta in steps."),
-    current_noise: float = typer.Option(0.0, help="Training noise on input currents (x threshold); int8 robustness."),
+    neuron: Neuron = typer.Option(L2MUConfig.neuron, help="LIF law: leaky or synaptic (current-based)."),
+    hidden: int = typer.Option(L2MUConfig.hidden_size, help="Hidden population size H."),
+    memory: int = typer.Option(L2MUConfig.memory_size, help="Memory channels M."),
+    order: int = typer.Option(L2MUConfig.order, help="Legendre order d."),
+    theta: float = typer.Option(L2MUConfig.theta, help="LMU window theta in steps."),
+    current_noise: float = typer.Option(L2MUConfig.current_noise,
+                                        help="Training noise on input currents (x threshold); int8 robustness."),
     learn_neuron_params: bool = typer.Option(True, "--learn-neuron-params/--fixed-neuron-params",
                                              help="Learn one beta and threshold per population."),
-    epochs: int = typer.Option(60, help="Maximum epochs."),
-    batch_size: int = typer.Option(128, help="Batch size."),
-    lr: float = typer.Option(2e-3, help="Adam learning rate."),
-    patience: int = typer.Option(12, help="Early stop after this many epochs without better validation accuracy."),
-    seed: int = typer.Option(42, help="One seed for data split, init and shuffling."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Maximum epochs."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, help="Batch size."),
+    lr: float = typer.Option(TrainConfig.lr, help="Adam learning rate."),
+    patience: int = typer.Option(TrainConfig.patience,
+                                 help="Early stop after this many epochs without better validation accuracy."),
+    seed: int = typer.Option(TrainConfig.seed, help="One seed for data split, init and shuffling."),
     cv: int = typer.Option(0, help="Subject-grouped K-fold cross-validation (0: one held-out split)."),
     test_subjects: str = typer.Option(None, help="Held-out test subjects (comma-separated); default: seeded choice."),
     val_subjects: str = typer.Option(None, help="Validation subjects (comma-separated); default: seeded choice."),

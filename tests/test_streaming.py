@@ -183,7 +183,8 @@ def test_compressed_stream_run_is_scored_on_one_lane_through_each_stream(stream_
 def test_a_fine_tune_keeps_its_start_unless_an_epoch_beats_it(tiny_run):
     """run_epochs with the starting weights' validation accuracy: epochs that do not beat it leave the weights as
     they were (best_epoch 0); without it the first epoch's weights are kept."""
-    from training.loop import TrainConfig, run_epochs
+    from training.loop import run_epochs
+    from training.train_config import TrainConfig
 
     def fine_tune(start: float):
         model = load_model(open_run(tiny_run))

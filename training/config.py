@@ -11,16 +11,17 @@ from training.validate import NON_NEGATIVE, Rule, is_kind, number_in, one_of, re
 NEURONS = ("leaky", "synaptic")
 COUNT = Rule(int, lambda v: v >= 1, ">= 1")  # a population or memory size
 
-# (beta, threshold) per population. u, m, h, out: the authors' best L2MU (docs/l2mu.md, "Default neuron constants");
-# the encoder values are unconfirmed upstream and were chosen here.
+# (beta, threshold) per population, the starting values of the learned ones: the tuned default, trial 41 of the
+# 201-trial `har tune` study of docs/tuning.md ("The tuned default"). The authors' Braille constants that `har train`
+# used before it are in training/configs/untuned.toml (docs/l2mu.md, "Default neuron constants").
 DEFAULT_NEURON_PARAMS = {
-    "channel": (0.70, 0.50),
-    "encoder": (0.70, 0.50),
-    "decoder": (0.70, 0.50),
-    "u": (0.80, 0.20),
-    "m": (0.20, 0.40),
-    "h": (0.45, 0.65),
-    "out": (0.60, 0.15),
+    "channel": (0.10, 0.10),
+    "encoder": (0.45, 0.40),
+    "decoder": (0.50, 0.45),
+    "u": (0.25, 0.15),
+    "m": (0.40, 0.50),
+    "h": (0.20, 0.65),
+    "out": (0.40, 0.75),
 }
 
 
@@ -30,15 +31,16 @@ class L2MUConfig:
     M memory channels, d Legendre order, theta window in steps, H hidden, C classes."""
 
     n_classes: int
+    # the sizes of the tuned default (docs/tuning.md, "The tuned default"); before it: training/configs/untuned.toml
     neuron: str = "leaky"
     channels: int = 6
-    pop_per_channel: int = 8
-    encoder_size: int = 32
-    encoder_out: int = 32
+    pop_per_channel: int = 4
+    encoder_size: int = 64
+    encoder_out: int = 64
     memory_size: int = 16
-    order: int = 4
-    theta: float = 10.0
-    hidden_size: int = 64
+    order: int = 6
+    theta: float = 5.83
+    hidden_size: int = 112
     neuron_params: dict = field(default_factory=lambda: dict(DEFAULT_NEURON_PARAMS))
     alpha: float = 0.5  # synaptic current decay, Synaptic variant only
     current_noise: float = 0.0  # training only: Gaussian noise on every input current, std = this x threshold

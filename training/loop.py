@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,20 +13,8 @@ from torch.nn import functional as F
 from training.augment import augment
 from training.l2mu import L2MU
 from training.normalization import Normalization
+from training.train_config import TrainConfig
 from training.windowing import Windows
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 2e-3
-    patience: int = 12  # epochs without a better validation accuracy before stopping
-    seed: int = 42
-    augment_deg: float = 20.0  # random wrist rotation per training window (0: no augmentation)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

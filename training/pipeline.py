@@ -27,6 +27,7 @@ from training.run_metrics import (CrossValidation, DatasetSummary, FoldResult, M
                                   TrainingSummary)
 from training.sources import DEFAULT_DATA, load_dataset
 from training.splits import SubjectSplit, holdout_split, kfold_splits
+from training.train_config import TrainConfig
 from training.validate import TRAIN_OPTIONS, check_folder, check_options
 from training.windowing import Windows, make_windows
 
@@ -43,12 +44,12 @@ class TrainRequest:
     test_subjects: list[str] | None = None
     val_subjects: list[str] | None = None
     model: dict = field(default_factory=dict)  # L2MUConfig overrides, e.g. {"neuron": "synaptic"}
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 2e-3
-    patience: int = 12
-    seed: int = 42
-    augment_deg: float = 20.0
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    patience: int = TrainConfig.patience
+    seed: int = TrainConfig.seed
+    augment_deg: float = TrainConfig.augment_deg
     runs_dir: Path = Path("runs")
     name: str = "l2mu"
     # the compression after training (har_app/train_job.py, deploy/compress.py); checked here with the rest
@@ -98,7 +99,7 @@ def _progress(console: Console) -> Progress:
 def train_fold(req: TrainRequest, windows: Windows, split: SubjectSplit, classes: list[str], label: str,
                console: Console, on_best=None):
     """Fit one model on split.train (early stop on split.val); returns (model, norm, history, test windows)."""
-    from training.loop import TrainConfig, fit
+    from training.loop import fit
 
     train, val, test = (windows.of_subjects(s) for s in (split.train, split.val, split.test))
     if min(len(train), len(val), len(test)) == 0:

@@ -30,10 +30,11 @@ from torch.nn import functional as F
 
 from training.augment import augment
 from training.l2mu import L2MU
-from training.loop import History, TrainConfig, run_epochs
+from training.loop import History, run_epochs
 from training.metrics import HeldOutMetrics, classification_metrics, workload_metrics
 from training.normalization import Normalization
 from training.recordings import Dataset
+from training.train_config import TrainConfig
 from training.windowing import resample
 
 

@@ -217,7 +217,8 @@ class Objective:
 
         from training.config import L2MUConfig
         from training.l2mu import L2MU
-        from training.loop import TrainConfig, fit
+        from training.loop import fit
+        from training.train_config import TrainConfig
         from training.normalization import Normalization
         from training.pipeline import seed_everything
 

@@ -12,9 +12,10 @@ from torch.nn.utils import parametrize
 
 from deploy.integer.quantize import INT8_MAX, memory_matrices, power_of_two_exponent, to_int8
 from training.l2mu import L2MU
-from training.loop import History, TrainConfig, fit
+from training.loop import History, fit
 from training.network import SYNAPSES
 from training.normalization import Normalization
+from training.train_config import TrainConfig
 from training.windowing import Windows
 
 MATRICES = tuple(s.name for s in SYNAPSES if s.form == "dense")  # the nn.Linear weight matrices
