@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 
 from bench.contender import Contender, Workload
-from bench.protocol import AUGMENT_DEG, BATCH_SIZE, LR, SEED, WINDOW, Data, Fold, Settings
+from bench.protocol import AUGMENT_DEG, SEED, WINDOW, Data, Fold, Settings
 from deploy.opcount import step_ops
 from training.errors import ExitCode, HarError
 from training.run_dir import INT8_MODEL, WEIGHTS, Run, open_run
@@ -20,8 +20,8 @@ def train(fold: Fold, data: Data, settings: Settings, all_subjects: bool, consol
     from training.pipeline import TrainRequest
 
     req = TrainRequest(data=data.spec, subjects=None if all_subjects else data.subjects,
-                       test_subjects=fold.split.test, val_subjects=fold.split.val, epochs=settings.epochs,
-                       patience=settings.patience, batch_size=BATCH_SIZE, lr=LR, seed=SEED, augment_deg=AUGMENT_DEG,
+                       test_subjects=fold.split.test, val_subjects=fold.split.val, epochs=settings.l2mu_epochs,
+                       patience=settings.l2mu_patience, seed=SEED, augment_deg=AUGMENT_DEG,
                        compress="int8", finetune_epochs=settings.finetune_epochs,
                        calibration_windows=settings.calibration_windows, runs_dir=fold.workdir, name="l2mu")
     result = run_train_job(req, console)

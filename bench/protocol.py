@@ -9,6 +9,7 @@ from pathlib import Path
 from training.normalization import Normalization
 from training.sources import load_dataset
 from training.splits import SubjectSplit, kfold_splits
+from training.train_config import TrainConfig
 from training.windowing import Windows, make_windows
 
 FS_HZ = 20.0
@@ -16,8 +17,8 @@ WINDOW = 40
 HOP = 20
 SEED = 42
 AUGMENT_DEG = 20.0  # the L2MU's wrist-rotation augmentation, given to every trained peer too
-BATCH_SIZE = 128
-LR = 2e-3  # Adam with cosine decay, as the L2MU trains
+BATCH_SIZE = 128  # the neural peers' batch and Adam learning rate (cosine decay): the untuned L2MU's, never tuned
+LR = 2e-3
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,10 @@ class Settings:
     mode: str
     folds: int
     subjects: int | None  # use the first N subjects of the data (None: all)
-    epochs: int  # L2MU and neural peers: at most this many epochs, early stop on validation accuracy
+    epochs: int  # neural peers: at most this many epochs, early stop on validation accuracy
     patience: int
+    l2mu_epochs: int  # the L2MU: the same rule with its own budget (`har train`'s defaults in the full run)
+    l2mu_patience: int
     finetune_epochs: int  # L2MU pruning fine-tune before int8
     calibration_windows: int
     forest_trees: int
@@ -34,8 +37,9 @@ class Settings:
 
     def describe(self) -> str:
         subjects = f"the first {self.subjects} subjects" if self.subjects else "all subjects"
-        return (f"{self.mode} run: {self.folds} subject-grouped folds over {subjects}; at most {self.epochs} epochs "
-                f"(early stop after {self.patience} without a better validation accuracy), "
+        return (f"{self.mode} run: {self.folds} subject-grouped folds over {subjects}; the L2MU at most "
+                f"{self.l2mu_epochs} epochs (early stop after {self.l2mu_patience} without a better validation "
+                f"accuracy), the neural peers at most {self.epochs} (patience {self.patience}); "
                 f"{self.finetune_epochs} pruning fine-tune epochs and {self.calibration_windows} calibration windows "
                 f"for the L2MU int8 step; {self.forest_trees} trees; {self.timed_decisions} timed decisions per "
                 "model and fold")
@@ -44,12 +48,14 @@ class Settings:
         return asdict(self)
 
 
-# The full run trains with `har train`'s defaults (60 epochs, patience 12, 12 fine-tune epochs, 128 calibration
-# windows); the forest has scikit-learn's default 100 trees.
-FULL = Settings("full", folds=5, subjects=None, epochs=60, patience=12, finetune_epochs=12, calibration_windows=128,
-                forest_trees=100, timed_decisions=200)
-QUICK = Settings("quick", folds=2, subjects=6, epochs=3, patience=3, finetune_epochs=1, calibration_windows=16,
-                 forest_trees=20, timed_decisions=25)
+# The full run trains the L2MU with `har train`'s defaults (the tuned default: docs/tuning.md; 12 fine-tune epochs,
+# 128 calibration windows) and gives the neural peers the larger budget the untuned L2MU had (60 epochs, patience 12);
+# the forest has scikit-learn's default 100 trees.
+FULL = Settings("full", folds=5, subjects=None, epochs=60, patience=12, l2mu_epochs=TrainConfig.epochs,
+                l2mu_patience=TrainConfig.patience, finetune_epochs=12, calibration_windows=128, forest_trees=100,
+                timed_decisions=200)
+QUICK = Settings("quick", folds=2, subjects=6, epochs=3, patience=3, l2mu_epochs=3, l2mu_patience=3, finetune_epochs=1,
+                 calibration_windows=16, forest_trees=20, timed_decisions=25)
 
 
 @dataclass

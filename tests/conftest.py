@@ -9,15 +9,16 @@ import hypothesis_profile  # noqa: F401  (derandomized hypothesis examples under
 import numpy as np
 import pytest
 from rich.console import Console
+from step_model_fixture import SMALL
 
 TINY_CLASSES = ["PEN", "ABD", "FEL"]
 TINY_TEST_SUBJECT = "4"  # the smallest subject in the bundled data keeps streaming tests short
 
 
 def _train_tiny(runs_dir: Path, name: str, **compression) -> Path:
-    """L2MU (H=16, M=8) trained 4 epochs on 4 bundled subjects and 3 exercises, test subject 4, one torch thread
-    (tiny batches: one thread is several times faster when the cores are shared). `compression`: TrainRequest
-    fields of `har train --compress`."""
+    """The tiny L2MU (step_model_fixture.SMALL: the untuned layout at H=16, M=8) trained 4 epochs on 4 bundled
+    subjects and 3 exercises, test subject 4, one torch thread (tiny batches: one thread is several times faster when
+    the cores are shared). `compression`: TrainRequest fields of `har train --compress`."""
     import torch
 
     from har_app.train_job import run_train_job
@@ -27,7 +28,7 @@ def _train_tiny(runs_dir: Path, name: str, **compression) -> Path:
     torch.set_num_threads(1)
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
                        val_subjects=["3"], epochs=4, lr=1e-2, batch_size=32,
-                       model={"hidden_size": 16, "memory_size": 8}, runs_dir=runs_dir, name=name, **compression)
+                       model=SMALL, runs_dir=runs_dir, name=name, **compression)
     try:
         result = run_train_job(req, Console(stderr=True, quiet=True))
     finally:
@@ -46,7 +47,7 @@ def tiny_run(tmp_path_factory) -> Path:
 def int8_step_model() -> tuple[bytes, object]:
     """(model_int8.tflite bytes, torch model) of a seeded, untrained tiny L2MU with one output per TINY_CLASSES class
     (tests/step_model_fixture.py)."""
-    from step_model_fixture import SMALL, build_int8_step_model, seeded_l2mu
+    from step_model_fixture import build_int8_step_model, seeded_l2mu
 
     model = seeded_l2mu(len(TINY_CLASSES), **SMALL)
     calibration = np.random.default_rng(1).normal(size=(16, 40, 6)).astype(np.float32)

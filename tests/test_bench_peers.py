@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is a fold
 from bench.protocol import FS_HZ, HOP, WINDOW, Settings, make_fold  # noqa: E402
 from training.splits import SubjectSplit  # noqa: E402
 
-TINY = Settings("test", folds=1, subjects=None, epochs=1, patience=1, finetune_epochs=1, calibration_windows=8,
-                forest_trees=5, timed_decisions=3)
+TINY = Settings("test", folds=1, subjects=None, epochs=1, patience=1, l2mu_epochs=1, l2mu_patience=1, finetune_epochs=1,
+                calibration_windows=8, forest_trees=5, timed_decisions=3)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
+from step_model_fixture import SMALL
 from typer.testing import CliRunner
 
 from conftest import TINY_CLASSES, TINY_TEST_SUBJECT
@@ -38,7 +39,7 @@ def stream_run(tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
-                       val_subjects=["3"], epochs=5, lr=1e-2, batch_size=20, model={"hidden_size": 16, "memory_size": 8},
+                       val_subjects=["3"], epochs=5, lr=1e-2, batch_size=20, model=SMALL,
                        runs_dir=tmp_path_factory.mktemp("stream-runs"), name="tiny-stream", stream=True,
                        stream_settings={"stretch": STRETCH, "finetune_epochs": 3, "finetune_lr": 2e-3},
                        compress="int8", sparsity=0.5, finetune_epochs=2, calibration_windows=16)
