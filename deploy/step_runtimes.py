@@ -60,28 +60,49 @@ class StepRuntime(ABC):
 
 
 class LiteRTStep(StepRuntime):
-    """The step model on LiteRT (ai-edge-litert) through its `step` and `zero_state` signatures."""
+    """The step model on LiteRT (ai-edge-litert) through its `step` and `zero_state` signatures. LiteRT applies its
+    XNNPACK delegate by default. XNNPACK refuses a graph with a requantisation scale it cannot represent, which a
+    population that never fired during calibration produces (docs/toolchain.md, "XNNPACK and silent populations");
+    the step then runs on LiteRT's builtin kernels. `kernels` says which ran."""
 
     def __init__(self, model: bytes, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         try:
-            it = Interpreter(model_content=model, num_threads=num_threads)
+            self._open(model, num_threads, delegate=True)
+            self.kernels = "XNNPACK"
+        except _DelegateRefused:
+            self._open(model, num_threads, delegate=False)
+            self.kernels = "builtin"
+
+    def _open(self, model: bytes, num_threads: int, delegate: bool) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            it = Interpreter(model_content=model, num_threads=num_threads, experimental_op_resolver_type=resolver)
             self._step, self._zero = it.get_signature_runner(STEP_SIGNATURE), it.get_signature_runner(RESET_SIGNATURE)
         except (ValueError, RuntimeError) as exc:
             raise HarError(f"not a valid har step model: {str(exc).splitlines()[0]}", ExitCode.FAILURE) from None
         x_t = self._step.get_input_details()["x_t"]
         self.io = QuantizedIO(x_t, self._step.get_output_details()["spikes"])
         self._flag = np.ones((1, 1), self._zero.get_input_details()["flag"]["dtype"])
-        with native_noise_filtered():  # the first invoke creates the XNNPACK delegate, which logs a line
-            self._step(x_t=np.zeros(x_t["shape"], x_t["dtype"]))
-            self.reset()
+        try:
+            with native_noise_filtered():  # the first invoke creates the XNNPACK delegate, which logs a line
+                self._step(x_t=np.zeros(x_t["shape"], x_t["dtype"]))
+                self.reset()
+        except RuntimeError as exc:
+            if delegate and "XNNPACK" in str(exc):
+                raise _DelegateRefused from None
+            raise HarError(f"LiteRT cannot run the step model: {str(exc).splitlines()[0]}", ExitCode.FAILURE) from None
 
     def reset(self) -> None:
         self._zero(flag=self._flag)  # reset_all_variables() would leave the resource variables as they are
 
     def step_raw(self, q: np.ndarray) -> np.ndarray:
         return self._step(x_t=q)["spikes"]
+
+
+class _DelegateRefused(Exception):
+    """XNNPACK failed to prepare the graph (LiteRTStep falls back to the builtin kernels)."""
 
 
 class TFLMStep(StepRuntime):

@@ -71,3 +71,25 @@ def test_ops_tflm_lacks_are_named():
     with pytest.raises(HarError, match="no kernel for REDUCE_PROD") as exc:
         require_tflm_ops(["FULLY_CONNECTED", "REDUCE_PROD"])
     assert exc.value.exit_code == 3
+
+
+def test_a_graph_xnnpack_refuses_runs_on_the_builtin_kernels(model_windows):
+    """A memory population that never fires during calibration, read through nonzero E_m weights, gives E_m s_m an
+    output range of zero; XNNPACK refuses the requantisation scale that follows (a trained model of the tuned
+    default did this on one bench fold and `har train --compress int8` crashed). LiteRT must still run it, on its
+    builtin kernels, and decide as TFLM does; a model XNNPACK accepts keeps XNNPACK."""
+    import torch
+
+    from step_model_fixture import SMALL, build_int8_step_model, seeded_l2mu
+
+    silent_m = {**SMALL["neuron_params"], "m": (0.2, 5.0)}  # a threshold no memory membrane reaches here
+    model = seeded_l2mu(3, **{**SMALL, "neuron_params": silent_m})
+    with torch.no_grad():
+        model.e_m.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(0))
+    z = np.random.default_rng(1).normal(size=(16, 40, 6)).astype(np.float32)
+    refused = build_int8_step_model(model, z)
+    litert = LiteRTStep(refused)
+    assert litert.kernels == "builtin"
+    counts = window_counts(litert, z)
+    assert counts.sum() > 0 and np.array_equal(counts.argmax(1), window_counts(TFLMStep(refused), z).argmax(1))
+    assert LiteRTStep(model_windows[0]).kernels == "XNNPACK"
