@@ -7,13 +7,15 @@ from dataclasses import replace
 
 from rich.console import Console
 
+from training.errors import HarError
 from training.pipeline import TrainRequest, training_run
 
 
 def run_train_job(req: TrainRequest, console: Console) -> dict:
     """Train, compress, and write the run directory; returns metrics.json's JSON form (what `--json` prints).
-    Ctrl-C during compression keeps the float run (its metrics without compression stages); any other failure
-    removes the run directory."""
+    Ctrl-C or a failed check during compression keeps the float run (its metrics without compression stages; a
+    failed check is then raised, naming the kept run); any other failure removes the run directory."""
+    failed = None
     with training_run(req, console) as trained:
         if req.compress != "none":
             from deploy.compress import compress_run
@@ -23,4 +25,9 @@ def run_train_job(req: TrainRequest, console: Console) -> dict:
                 trained.metrics.stages = replace(trained.metrics.stages, **stages)
             except KeyboardInterrupt:
                 console.print("[yellow]interrupted during compression: the float model is kept[/]")
+            except HarError as exc:
+                failed = exc
+    if failed is not None:
+        raise HarError(f"{failed}; compression stopped, the trained float model is kept in {trained.path}",
+                       failed.exit_code) from None
     return trained.metrics.to_json()
