@@ -3,8 +3,9 @@
 
     .venv/bin/python bench/epoch_speed.py [--epochs 3] [--threads N]
 
-Both models train from one initial state with one seed, so their per-epoch training losses must agree (same maths);
-the script prints them next to the epoch times. Epochs alternate between the two models so a change in machine load
+Both models train from one initial state with one seed, so their per-epoch training losses agree up to float
+summation order (same maths; they drift apart slowly over the batches); the script prints them next to the epoch
+times. Epochs alternate between the two models so a change in machine load
 hits both alike. Figures are wall-clock seconds on this machine; nothing here is asserted."""
 
 from __future__ import annotations
