@@ -194,22 +194,16 @@ def test_a_failed_compression_check_keeps_the_trained_float_run(tmp_path, monkey
     must not take the finished training with it: the error names the kept run, keeps its exit code, and the run
     directory is a finished float run without compression stages."""
     import deploy.compress
-    from conftest import TINY_CLASSES, TINY_TEST_SUBJECT
-    from har_app.train_job import run_train_job
-    from rich.console import Console
-    from step_model_fixture import SMALL
+    from conftest import _train_tiny
     from training.errors import ExitCode
-    from training.pipeline import TrainRequest
     from training.run_dir import is_trained
 
     def failing(*args, **kwargs):
         raise HarError("TFLM lacks op X", ExitCode.DOMAIN)
 
     monkeypatch.setattr(deploy.compress, "compress_run", failing)
-    req = TrainRequest(subjects=["3", "4", "5", "6"], activities=TINY_CLASSES, test_subjects=[TINY_TEST_SUBJECT],
-                       val_subjects=["3"], epochs=1, batch_size=32, model=SMALL, runs_dir=tmp_path, compress="int8")
     with pytest.raises(HarError) as caught:
-        run_train_job(req, Console(quiet=True))
+        _train_tiny(tmp_path, "kept", compress="int8")
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert caught.value.exit_code == ExitCode.DOMAIN and "TFLM lacks op X" in str(caught.value)
     assert str(run) in str(caught.value) and is_trained(run) and (run / "weights.safetensors").exists()
