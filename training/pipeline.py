@@ -175,14 +175,16 @@ def training_run(req: TrainRequest, console: Console) -> Iterator[TrainedRun]:
               [holdout_split(subjects, req.seed, test=req.test_subjects, val=req.val_subjects)])
     console.print(f"{dataset.name}: {len(dataset.recordings)} recordings, {len(subjects)} subjects, "
                   f"{len(windows)} windows of {req.window} at {req.fs_hz:g} Hz, classes {', '.join(dataset.classes)}")
-    run_dir = new_run_dir(req.runs_dir, req.name)
-    try:
+    run_dir = None
+    try:  # the folder is made inside: a Ctrl-C right after the message above must remove it too
+        run_dir = new_run_dir(req.runs_dir, req.name)
         trained = _train_into(run_dir, req, dataset, windows, splits, console)
         yield trained
         write_text(run_dir / MODEL_CARD, model_card(trained.metrics.to_json(), trained.config))
         write_json(run_dir / METRICS, trained.metrics.to_json())
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: the folder was created just above
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written: the folder was created just above
         raise
 
 
